@@ -1,0 +1,138 @@
+"""RabbitMQ plumbing shared by both halves: connection, topology, publishing."""
+
+import logging
+from typing import Self
+
+import aio_pika
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractExchange,
+    AbstractQueue,
+    AbstractRobustConnection,
+)
+from aio_pika.exceptions import DeliveryError, PublishError
+from pamqp.commands import Basic
+
+from bus.contract import Topology
+
+logger = logging.getLogger(__name__)
+
+QUORUM = {"x-queue-type": "quorum"}
+
+
+class ChargerOffline(Exception):
+    """No gateway holds a connection to the charger a command is for."""
+
+
+class BusClient:
+    """A robust connection, one confirming channel and the shared topology.
+
+    Every publish waits for the broker's confirm, so a caller that returns
+    normally knows the message is stored (persistent) or routed.
+    """
+
+    def __init__(self, url: str, topology: Topology, *, prefetch: int = 64) -> None:
+        self.url = url
+        self.topology = topology
+        self.prefetch = prefetch
+        self._connection: AbstractRobustConnection | None = None
+        self._channel: AbstractChannel | None = None
+        self._commands: AbstractExchange | None = None
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def open(self) -> None:
+        """Connect and declare the durable queues and the commands exchange."""
+        self._connection = await aio_pika.connect_robust(self.url)
+        self._channel = await self._connection.channel(
+            publisher_confirms=True, on_return_raises=True
+        )
+        await self._channel.set_qos(prefetch_count=self.prefetch)
+        for name in (
+            self.topology.decisions,
+            self.topology.events,
+            self.topology.results,
+        ):
+            await self._channel.declare_queue(name, durable=True, arguments=QUORUM)
+        self._commands = await self._channel.declare_exchange(
+            self.topology.commands_exchange,
+            aio_pika.ExchangeType.DIRECT,
+            durable=True,
+        )
+        logger.info("connected to RabbitMQ, prefix %s", self.topology.prefix)
+
+    async def close(self) -> None:
+        if self._connection is not None:
+            await self._connection.close()
+            self._connection = None
+
+    @property
+    def channel(self) -> AbstractChannel:
+        if self._channel is None:
+            raise RuntimeError("BusClient is not open")
+        return self._channel
+
+    @property
+    def commands_exchange(self) -> AbstractExchange:
+        if self._commands is None:
+            raise RuntimeError("BusClient is not open")
+        return self._commands
+
+    async def declare_private_queue(self, name: str) -> AbstractQueue:
+        """Declare a queue that lives and dies with this connection."""
+        return await self.channel.declare_queue(name, exclusive=True, auto_delete=True)
+
+    async def publish_to_queue(
+        self,
+        queue: str,
+        body: bytes,
+        *,
+        persistent: bool = True,
+        correlation_id: str | None = None,
+        reply_to: str | None = None,
+        expiration: float | None = None,
+    ) -> None:
+        """Publish through the default exchange and wait for the confirm."""
+        message = aio_pika.Message(
+            body,
+            content_type="application/json",
+            delivery_mode=(
+                aio_pika.DeliveryMode.PERSISTENT
+                if persistent
+                else aio_pika.DeliveryMode.NOT_PERSISTENT
+            ),
+            correlation_id=correlation_id,
+            reply_to=reply_to,
+            expiration=expiration,
+        )
+        confirm = await self.channel.default_exchange.publish(message, queue)
+        if not isinstance(confirm, Basic.Ack):
+            raise DeliveryError(message, confirm)
+
+    async def publish_command(
+        self, charger_id: str, body: bytes, *, correlation_id: str
+    ) -> None:
+        """Route a command to whichever gateway holds ``charger_id``.
+
+        Raises:
+            ChargerOffline: no gateway has bound the charger's routing key.
+        """
+        message = aio_pika.Message(
+            body,
+            content_type="application/json",
+            delivery_mode=aio_pika.DeliveryMode.NOT_PERSISTENT,
+            correlation_id=correlation_id,
+            # The broker returns an unroutable message by its message id.
+            message_id=correlation_id,
+        )
+        try:
+            await self.commands_exchange.publish(
+                message, Topology.charger_key(charger_id), mandatory=True
+            )
+        except PublishError as exc:
+            raise ChargerOffline(charger_id) from exc
