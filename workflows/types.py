@@ -1,0 +1,136 @@
+"""The interface of the ChargeSession workflow: its input, updates and views.
+
+The ingress, the API and the workflow import these; the workflow body lives in
+``workflows/session.py``.
+"""
+
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+from temporalio.common import SearchAttributeKey
+
+from billing.tariff import Cost, TariffSnapshot
+from bus.contract import CommandResult, IdTokenInfo
+
+CHARGE_SESSION = "ChargeSession"
+
+# Search attributes, registered by ``temporal/`` at start-up.
+CHARGER_ID = SearchAttributeKey.for_keyword("ChargerId")
+ID_TOKEN = SearchAttributeKey.for_keyword("IdToken")
+SESSION_STATE = SearchAttributeKey.for_keyword("SessionState")
+
+# Update and signal names, as they appear in Temporal UI.
+TRANSACTION_STARTED = "transaction_started"
+TRANSACTION_ENDED = "transaction_ended"
+REMOTE_START_RESULT = "remote_start_result"
+REQUEST_STOP = "request_stop"
+METER_PROGRESS = "meter_progress"
+VIEW = "view"
+
+
+def session_workflow_id(charger_id: str, transaction_id: str) -> str:
+    """Return the id of the workflow of ``charger_id``'s ``transaction_id``."""
+    return f"session-{charger_id}-{transaction_id}"
+
+
+class SessionState(StrEnum):
+    """Where a session is; also its ``SessionState`` search attribute."""
+
+    REMOTE_START_REQUESTED = "RemoteStartRequested"
+    REMOTE_START_REJECTED = "RemoteStartRejected"
+    NEVER_STARTED = "NeverStarted"
+    AUTHORIZING = "Authorizing"
+    REJECTED = "Rejected"  # the charger started, the id token was not accepted
+    CHARGING = "Charging"
+    SILENT = "Silent"  # no meter value nor message for too long
+    STOPPED = "Stopped"
+    BILLED = "Billed"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class SessionTimeouts(_Model):
+    remote_start_s: float
+    meter_silence_s: float
+    max_duration_s: float
+
+
+class SessionInput(_Model):
+    """Input of ``ChargeSession``: one per transaction.
+
+    ``carried`` is set only when the workflow continues as new.
+    """
+
+    session_id: int
+    charger_id: str
+    transaction_id: str
+    connector_id: int | None
+    id_token: str
+    origin: Literal["charger", "operator"]
+    tariff: TariffSnapshot
+    timeouts: SessionTimeouts
+    carried: "SessionProgress | None" = None
+
+
+class TransactionStartedInput(_Model):
+    """Update ``transaction_started``: the charger began the transaction."""
+
+    connector_id: int
+    id_token: str
+    meter_start_wh: Decimal
+    timestamp: datetime
+
+
+class TransactionEndedInput(_Model):
+    """Update ``transaction_ended``: the charger ended the transaction."""
+
+    meter_stop_wh: Decimal
+    timestamp: datetime
+    id_token: str | None = None
+    reason: str | None = None
+
+
+class MeterProgress(_Model):
+    """Signal ``meter_progress``: the latest energy register seen in PostgreSQL."""
+
+    energy_register_wh: Decimal | None
+    sampled_at: datetime
+
+
+class StopRequest(_Model):
+    """Update ``request_stop``: an operator asks for the session to stop."""
+
+    requested_by: str
+
+
+class SessionProgress(_Model):
+    """What the workflow knows; carried across continue-as-new."""
+
+    state: SessionState
+    id_token_info: IdTokenInfo | None = None
+    remote_start: CommandResult | None = None
+    connector_id: int | None = None
+    meter_start_wh: Decimal | None = None
+    started_at: datetime | None = None
+    last_register_wh: Decimal | None = None
+    last_activity_at: datetime | None = None
+    meter_stop_wh: Decimal | None = None
+    stopped_at: datetime | None = None
+    stop_reason: str | None = None
+    cdr_id: str | None = None
+
+
+class SessionView(_Model):
+    """Query ``view``: the session as the API shows it, with its running cost."""
+
+    progress: SessionProgress
+    energy_wh: Decimal
+    cost: Cost
+
+
+SessionInput.model_rebuild()
