@@ -10,14 +10,14 @@ from aio_pika.abc import (
     AbstractQueue,
     AbstractRobustConnection,
 )
-from aio_pika.exceptions import DeliveryError, PublishError
-from pamqp.commands import Basic
+from aio_pika.exceptions import PublishError
+from pamqp.common import FieldTable
 
 from bus.contract import Topology
 
 logger = logging.getLogger(__name__)
 
-QUORUM = {"x-queue-type": "quorum"}
+QUORUM: FieldTable = {"x-queue-type": "quorum"}
 
 
 class ChargerOffline(Exception):
@@ -72,6 +72,12 @@ class BusClient:
             self._connection = None
 
     @property
+    def connection(self) -> AbstractRobustConnection:
+        if self._connection is None:
+            raise RuntimeError("BusClient is not open")
+        return self._connection
+
+    @property
     def channel(self) -> AbstractChannel:
         if self._channel is None:
             raise RuntimeError("BusClient is not open")
@@ -110,9 +116,8 @@ class BusClient:
             reply_to=reply_to,
             expiration=expiration,
         )
-        confirm = await self.channel.default_exchange.publish(message, queue)
-        if not isinstance(confirm, Basic.Ack):
-            raise DeliveryError(message, confirm)
+        # Raises DeliveryError if the broker nacks it.
+        await self.channel.default_exchange.publish(message, queue)
 
     async def publish_command(
         self, charger_id: str, body: bytes, *, correlation_id: str

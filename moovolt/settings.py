@@ -88,6 +88,10 @@ class Settings(BaseSettings):
         default=7 * 24 * 3600.0,
         description="A session still open after this long is closed and billed.",
     )
+    decision_prefetch: int = Field(
+        default=64,
+        description="Charger requests one SG process decides on at once.",
+    )
     meter_signal_interval_s: float = Field(
         default=30.0,
         description="At most one meter-progress signal per session this often.",

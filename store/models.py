@@ -81,7 +81,7 @@ class Connector(SQLModel, table=True):
 class StatusEvent(SQLModel, table=True):
     """Every StatusNotification received, once."""
 
-    __tablename__ = "status_event"  # type: ignore[assignment]
+    __tablename__ = "status_event"
 
     __table_args__ = (
         UniqueConstraint("charger_id", "connector_id", "status_at", "status"),
@@ -106,7 +106,7 @@ class StatusEvent(SQLModel, table=True):
 class IdToken(SQLModel, table=True):
     """An RFID card or other token a driver identifies with."""
 
-    __tablename__ = "id_token"  # type: ignore[assignment]
+    __tablename__ = "id_token"
 
     token: str = Field(primary_key=True, max_length=36)
     status: str = "Accepted"
@@ -162,7 +162,7 @@ class Session(SQLModel, table=True):
 class MeterValue(SQLModel, table=True):
     """One sampled value; duplicates of a sample are stored once."""
 
-    __tablename__ = "meter_value"  # type: ignore[assignment]
+    __tablename__ = "meter_value"
 
     __table_args__ = (
         UniqueConstraint(
@@ -196,7 +196,7 @@ class MeterValue(SQLModel, table=True):
 class UnmatchedStop(SQLModel, table=True):
     """A StopTransaction for a transaction the CSMS never opened."""
 
-    __tablename__ = "unmatched_stop"  # type: ignore[assignment]
+    __tablename__ = "unmatched_stop"
 
     __table_args__ = (UniqueConstraint("charger_id", "transaction_id"),)
 
@@ -271,7 +271,7 @@ class Operator(SQLModel, table=True):
 class ApiToken(SQLModel, table=True):
     """A bearer token of an operator; only its SHA-256 is kept."""
 
-    __tablename__ = "api_token"  # type: ignore[assignment]
+    __tablename__ = "api_token"
 
     id: int | None = Field(default=None, primary_key=True)
     operator_id: int = Field(foreign_key="operator.id", index=True)
@@ -286,7 +286,7 @@ class ApiToken(SQLModel, table=True):
 class CommandAudit(SQLModel, table=True):
     """Every command sent to a charger, who asked for it and what came back."""
 
-    __tablename__ = "command_audit"  # type: ignore[assignment]
+    __tablename__ = "command_audit"
 
     id: str = Field(primary_key=True)
     charger_id: str = Field(index=True)

@@ -1,0 +1,217 @@
+"""Storing fire-and-forget charger events in batches.
+
+Meter values and status notifications arrive far more often than decisions;
+they are written many to one transaction, each sample once however often the
+charger repeats it, and the running sessions hear of new energy readings
+through a throttled signal rather than one workflow event per sample.
+"""
+
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.dialects.postgresql import insert
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bus.contract import (
+    ChargerDisconnected,
+    EventEnvelope,
+    HeartbeatSeen,
+    MeterReadings,
+    MeterSample,
+    OcppMessage,
+    StatusChanged,
+)
+from store.models import MeterValue
+from workflows.types import MeterProgress
+
+logger = logging.getLogger(__name__)
+
+
+def meter_rows(
+    charger_id: str,
+    connector_id: int,
+    transaction_id: str | None,
+    samples: Iterable[MeterSample],
+) -> list[dict[str, Any]]:
+    """Return ``meter_value`` rows for ``samples``, one per distinct sample."""
+    rows: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for sample in samples:
+        key = (
+            sample.timestamp,
+            sample.measurand,
+            sample.phase,
+            sample.location,
+            sample.context,
+        )
+        rows[key] = {
+            "charger_id": charger_id,
+            "connector_id": connector_id,
+            "transaction_id": transaction_id,
+            "sampled_at": sample.timestamp,
+            "measurand": sample.measurand,
+            "phase": sample.phase,
+            "location": sample.location,
+            "context": sample.context,
+            "unit": sample.unit,
+            "value": sample.value,
+        }
+    return list(rows.values())
+
+
+def insert_meter_values(rows: list[dict[str, Any]]) -> Any:
+    """Return an INSERT of meter values that skips samples already stored."""
+    return (
+        insert(MeterValue)
+        .values(rows)
+        .on_conflict_do_nothing(constraint="meter_value_sample_key")
+    )
+
+
+_UPSERT_CONNECTOR = text(
+    "INSERT INTO connector (charger_id, connector_id, status, error_code, info,"
+    " vendor_error_code, status_at)"
+    " SELECT :charger_id, :connector_id, :status, :error_code, :info,"
+    " :vendor_error_code, :status_at"
+    " WHERE EXISTS (SELECT 1 FROM charger WHERE id = :charger_id)"
+    " ON CONFLICT (charger_id, connector_id) DO UPDATE SET"
+    " status = excluded.status, error_code = excluded.error_code,"
+    " info = excluded.info, vendor_error_code = excluded.vendor_error_code,"
+    " status_at = excluded.status_at"
+    # An older notification delivered late never overwrites a newer one.
+    " WHERE connector.status_at IS NULL OR excluded.status_at >= connector.status_at"
+)
+
+_INSERT_STATUS_EVENT = text(
+    "INSERT INTO status_event (charger_id, connector_id, status, error_code, info,"
+    " vendor_error_code, status_at, received_at)"
+    " VALUES (:charger_id, :connector_id, :status, :error_code, :info,"
+    " :vendor_error_code, :status_at, :received_at)"
+    " ON CONFLICT DO NOTHING"
+)
+
+_SEEN = text(
+    "UPDATE charger SET last_seen_at = GREATEST(last_seen_at, :seen_at)"
+    " WHERE id = :charger_id"
+)
+
+_DISCONNECTED = text(
+    "UPDATE charger SET connected = false"
+    # Only the gateway that holds the charger may mark it gone: the charger
+    # may already be connected to another one.
+    " WHERE id = :charger_id AND gateway_id = :gateway_id"
+)
+
+
+@dataclass
+class Batch:
+    """What one transaction writes, gathered from a run of events."""
+
+    meter_values: list[dict[str, Any]] = field(default_factory=list)
+    statuses: list[dict[str, Any]] = field(default_factory=list)
+    seen: dict[str, Any] = field(default_factory=dict)
+    disconnected: list[dict[str, Any]] = field(default_factory=list)
+    # (charger, transaction) -> newest energy register reading in this batch
+    progress: dict[tuple[str, str], MeterProgress] = field(default_factory=dict)
+
+    def add(self, envelope: EventEnvelope) -> None:
+        """Fold one event into the batch."""
+        charger_id = envelope.charger_id
+        seen = self.seen.get(charger_id)
+        if seen is None or envelope.received_at > seen:
+            self.seen[charger_id] = envelope.received_at
+
+        event = envelope.event
+        if isinstance(event, MeterReadings):
+            self._add_meter(charger_id, event)
+        elif isinstance(event, StatusChanged):
+            self.statuses.append(
+                {
+                    "charger_id": charger_id,
+                    "connector_id": event.connector_id,
+                    "status": event.status,
+                    "error_code": event.error_code,
+                    "info": event.info,
+                    "vendor_error_code": event.vendor_error_code,
+                    "status_at": event.timestamp or envelope.received_at,
+                    "received_at": envelope.received_at,
+                }
+            )
+        elif isinstance(event, ChargerDisconnected):
+            self.disconnected.append(
+                {"charger_id": charger_id, "gateway_id": envelope.gateway_id}
+            )
+        elif isinstance(event, HeartbeatSeen | OcppMessage):
+            pass  # last seen is all they change for now
+        else:
+            logger.warning(
+                "event %s is not fire-and-forget, dropped",
+                event.kind,
+                extra={"charger_id": charger_id},
+            )
+
+    def _add_meter(self, charger_id: str, event: MeterReadings) -> None:
+        self.meter_values.extend(
+            meter_rows(
+                charger_id, event.connector_id, event.transaction_id, event.samples
+            )
+        )
+        if event.transaction_id is None:
+            return
+        key = (charger_id, event.transaction_id)
+        for sample in event.samples:
+            energy = sample.energy_wh()
+            if energy is None:
+                continue
+            known = self.progress.get(key)
+            if known is None or sample.timestamp >= known.sampled_at:
+                self.progress[key] = MeterProgress(
+                    energy_register_wh=energy, sampled_at=sample.timestamp
+                )
+
+    async def write(self, db: AsyncSession) -> None:
+        """Write the batch in the caller's transaction."""
+        for chunk in _chunks(self.meter_values, 1000):
+            await db.exec(insert_meter_values(chunk))
+        if self.statuses:
+            await db.exec(_INSERT_STATUS_EVENT, params=self.statuses)  # type: ignore[call-overload]
+            for row in sorted(self.statuses, key=lambda r: r["status_at"]):
+                await db.exec(_UPSERT_CONNECTOR, params=row)  # type: ignore[call-overload]
+        if self.seen:
+            await db.exec(
+                _SEEN,  # type: ignore[call-overload]
+                params=[{"charger_id": c, "seen_at": t} for c, t in self.seen.items()],
+            )
+        if self.disconnected:
+            await db.exec(_DISCONNECTED, params=self.disconnected)  # type: ignore[call-overload]
+
+
+def _chunks(
+    rows: Sequence[dict[str, Any]], size: int
+) -> Iterable[list[dict[str, Any]]]:
+    for start in range(0, len(rows), size):
+        yield list(rows[start : start + size])
+
+
+class SignalThrottle:
+    """Let a session's progress signal through at most once per interval."""
+
+    def __init__(self, interval_s: float) -> None:
+        self.interval_s = interval_s
+        self._last: dict[tuple[str, str], float] = {}
+
+    def due(self, key: tuple[str, str]) -> bool:
+        now = time.monotonic()
+        last = self._last.get(key)
+        if last is not None and now - last < self.interval_s:
+            return False
+        self._last[key] = now
+        if len(self._last) > 100_000:
+            self._forget_older_than(now - self.interval_s)
+        return True
+
+    def _forget_older_than(self, cutoff: float) -> None:
+        self._last = {k: t for k, t in self._last.items() if t >= cutoff}

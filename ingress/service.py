@@ -1,0 +1,193 @@
+"""The SG's ingress: consumes charger requests and events from the bus."""
+
+import asyncio
+import contextlib
+import logging
+
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+from temporalio.client import Client
+from temporalio.service import RPCError
+
+from bus.amqp import QUORUM, BusClient
+from bus.contract import (
+    CONTRACT_VERSION,
+    DecisionEnvelope,
+    DecisionError,
+    EventEnvelope,
+)
+from ingress.decisions import Decider
+from ingress.events import Batch, SignalThrottle
+from moovolt.settings import Settings
+from workflows.types import METER_PROGRESS, MeterProgress, session_workflow_id
+
+logger = logging.getLogger(__name__)
+
+BATCH_MAX = 500
+BATCH_WAIT_S = 0.05
+RETRY_MAX_S = 10.0
+
+
+class Ingress:
+    """Decide on requests (RPC) and store fire-and-forget events in batches."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        db: async_sessionmaker[AsyncSession],
+        bus: BusClient,
+        temporal: Client,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.bus = bus
+        self.temporal = temporal
+        self.decider = Decider(settings, db, temporal)
+        self.throttle = SignalThrottle(settings.meter_signal_interval_s)
+        self._pending: list[tuple[AbstractIncomingMessage, EventEnvelope]] = []
+        self._full = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def run(self) -> None:
+        """Consume until cancelled."""
+        topology = self.bus.topology
+        decisions = await self._channel(self.settings.decision_prefetch)
+        events = await self._channel(BATCH_MAX * 2)
+        await (
+            await decisions.declare_queue(
+                topology.decisions, durable=True, arguments=QUORUM
+            )
+        ).consume(self._on_decision)
+        await (
+            await events.declare_queue(topology.events, durable=True, arguments=QUORUM)
+        ).consume(self._on_event)
+        logger.info("ingress consuming %s and %s", topology.decisions, topology.events)
+        await self._flush_forever()
+
+    async def _channel(self, prefetch: int) -> AbstractChannel:
+        # Each consumer gets its own channel so acks never cross between them.
+        channel = await self.bus.connection.channel()
+        await channel.set_qos(prefetch_count=prefetch)
+        return channel
+
+    # -- decisions -------------------------------------------------------------
+
+    async def _on_decision(self, message: AbstractIncomingMessage) -> None:
+        task = asyncio.create_task(self._decide(message))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _decide(self, message: AbstractIncomingMessage) -> None:
+        envelope = await self._decode(message)
+        if envelope is None:
+            return
+
+        log_extra = {"charger_id": envelope.charger_id}
+        try:
+            decision = await self.decider.decide(envelope)
+        except (TimeoutError, RPCError, OSError) as exc:
+            logger.warning(
+                "no decision on %s from %s: %s",
+                envelope.event.kind,
+                envelope.charger_id,
+                exc,
+                extra=log_extra,
+            )
+            decision = DecisionError()
+        except Exception:
+            logger.exception(
+                "deciding on %s from %s failed",
+                envelope.event.kind,
+                envelope.charger_id,
+                extra=log_extra,
+            )
+            decision = DecisionError()
+
+        if message.reply_to:
+            await self.bus.publish_to_queue(
+                message.reply_to,
+                DecisionEnvelope(decision=decision).model_dump_json().encode(),
+                persistent=False,
+                correlation_id=message.correlation_id,
+            )
+        await message.ack()
+
+    async def _decode(self, message: AbstractIncomingMessage) -> EventEnvelope | None:
+        """Return the envelope, or drop a message no SG of this version can read."""
+        try:
+            envelope = EventEnvelope.model_validate_json(message.body)
+        except ValidationError as exc:
+            logger.warning("dropped unreadable bus message: %s", exc.errors()[:1])
+            await message.reject(requeue=False)
+            return None
+        if envelope.contract > CONTRACT_VERSION:
+            logger.warning(
+                "dropped message of bus contract %s (this SG reads %s)",
+                envelope.contract,
+                CONTRACT_VERSION,
+            )
+            await message.reject(requeue=False)
+            return None
+        return envelope
+
+    # -- events ----------------------------------------------------------------
+
+    async def _on_event(self, message: AbstractIncomingMessage) -> None:
+        envelope = await self._decode(message)
+        if envelope is None:
+            return
+        self._pending.append((message, envelope))
+        if len(self._pending) >= BATCH_MAX:
+            self._full.set()
+
+    async def _flush_forever(self) -> None:
+        backoff = BATCH_WAIT_S
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._full.wait(), timeout=backoff)
+            self._full.clear()
+            if not self._pending:
+                continue
+            taken, self._pending = self._pending, []
+            backoff = BATCH_WAIT_S if await self._flush(taken) else _grow(backoff)
+
+    async def _flush(
+        self, taken: list[tuple[AbstractIncomingMessage, EventEnvelope]]
+    ) -> bool:
+        """Write one batch; on failure give every message back to the broker."""
+        batch = Batch()
+        for _, envelope in taken:
+            batch.add(envelope)
+        try:
+            async with self.db() as db:
+                await batch.write(db)
+                await db.commit()
+        except Exception as exc:
+            logger.warning("storing %d events failed, requeued: %s", len(taken), exc)
+            logger.debug("storing events failed", exc_info=True)
+            for message, _ in taken:
+                await message.nack(requeue=True)
+            return False
+
+        for message, _ in taken:
+            await message.ack()
+        await self._signal_progress(batch)
+        return True
+
+    async def _signal_progress(self, batch: Batch) -> None:
+        due = [(k, p) for k, p in batch.progress.items() if self.throttle.due(k)]
+        await asyncio.gather(*(self._signal(key, p) for key, p in due))
+
+    async def _signal(self, key: tuple[str, str], progress: MeterProgress) -> None:
+        handle = self.temporal.get_workflow_handle(session_workflow_id(*key))
+        try:
+            await handle.signal(METER_PROGRESS, progress)
+        except RPCError as exc:
+            # The session may be over or unknown; its samples are stored anyway.
+            logger.debug("meter progress for %s not signalled: %s", key, exc)
+
+
+def _grow(backoff: float) -> float:
+    return min(max(backoff, 0.5) * 2, RETRY_MAX_S)

@@ -1,0 +1,3 @@
+from moovolt.cli import main
+
+main()

