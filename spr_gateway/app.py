@@ -1,0 +1,86 @@
+"""Run the SPR gateway: one bus client, one WebSocket server, until cancelled."""
+
+import asyncio
+import logging
+
+from websockets.asyncio.server import serve
+
+from bus.amqp import BusClient
+from bus.contract import Topology
+from moovolt.settings import Settings
+from spr_gateway import v16
+from spr_gateway.commands import CommandRouter
+from spr_gateway.connection import ChargerConnection
+from spr_gateway.dialect import Dialect
+from spr_gateway.registry import ChargerRegistry
+from spr_gateway.rpc import SgClient
+from spr_gateway.server import Gateway
+
+logger = logging.getLogger(__name__)
+
+# Most preferred first; OCPP 2.0.1 joins here as ``v201.DIALECT``.
+DIALECTS: tuple[Dialect, ...] = (v16.DIALECT,)
+
+# The handshake waits for the SG's connect decision; give it that long and a
+# little more for the HTTP exchange itself.
+HANDSHAKE_MARGIN_S = 5.0
+
+
+async def run_gateway(
+    settings: Settings, *, ready: asyncio.Event | None = None
+) -> None:
+    """Serve chargers until cancelled.
+
+    On cancellation the gateway stops accepting, closes every charger's socket
+    with 1001 (going away), lets their handlers publish what they owe the SG
+    (disconnections, command results), then closes the bus.
+
+    Args:
+        settings: the gateway's settings (``MOOVOLT_GATEWAY_*`` and the bus).
+        ready: set once the server listens.
+    """
+    # The ocpp library logs every frame at INFO.
+    logging.getLogger("ocpp").setLevel(logging.WARNING)
+
+    bus = BusClient(settings.amqp_url, Topology(settings.bus_prefix))
+    registry: ChargerRegistry[ChargerConnection] = ChargerRegistry()
+    sg = SgClient(bus, settings.gateway_id, settings.decision_timeout_s)
+    router = CommandRouter(bus, settings.gateway_id, registry.get)
+    gateway = Gateway(settings, DIALECTS, sg, router, registry)
+    try:
+        await bus.open()
+        await sg.start()
+        await router.start()
+        async with serve(
+            gateway.handler,
+            settings.gateway_host,
+            settings.gateway_port,
+            process_request=gateway.process_request,
+            subprotocols=gateway.subprotocols,
+            max_size=settings.max_frame_bytes,
+            # Measured: 14 KiB per idle socket without permessage-deflate, 46
+            # KiB with it; OCPP frames are small, memory per charger is not.
+            compression=None,
+            open_timeout=settings.decision_timeout_s + HANDSHAKE_MARGIN_S,
+            server_header="moovolt",
+        ) as server:
+            logger.info(
+                "gateway %s listening on %s:%s%s",
+                settings.gateway_id,
+                settings.gateway_host,
+                settings.gateway_port,
+                settings.gateway_path,
+            )
+            if ready is not None:
+                ready.set()
+            await server.serve_forever()
+    finally:
+        await gateway.close()
+        for stop in (router.stop, sg.stop):
+            try:
+                await stop()
+            except Exception as exc:
+                # The bus is closed next either way; say why, then go on.
+                logger.warning("%s failed: %s", stop.__qualname__, exc)
+        await bus.close()
+        logger.info("gateway %s stopped", settings.gateway_id)

@@ -1,0 +1,203 @@
+"""OCPP-J framing: parse incoming frames, serialize outgoing ones.
+
+Parsing goes through the ``ocpp`` library's public ``unpack``; this module
+adds the checks it leaves out (element types, unique id length) and turns
+every failure into a ``FrameError`` that says which kind of fault it was, so
+that each OCPP version can spell the CALLERROR its own way.
+"""
+
+import json
+from enum import StrEnum
+from typing import Any, TypeAlias
+
+from ocpp.exceptions import OCPPError
+from ocpp.messages import Call, CallError, CallResult, MessageType, unpack
+
+Message: TypeAlias = Call | CallResult | CallError
+
+# OCPP-J 1.6 and 2.0.1 both cap the unique id at 36 characters.
+MAX_UNIQUE_ID = 36
+
+# The unique id of a CALLERROR that answers a frame whose own id is unreadable.
+UNKNOWN_ID = "-1"
+
+# What a charger reads for each code; the ocpp library's own defaults swap the
+# meanings of NotImplemented and NotSupported, so they are not used.
+DESCRIPTIONS = {
+    "NotImplemented": "Requested Action is not known by receiver",
+    "NotSupported": "Requested Action is recognized but not supported by the receiver",
+    "InternalError": "An internal error occurred",
+    "ProtocolError": "Payload for Action is incomplete",
+    "SecurityError": "A security issue prevented the Action",
+    "FormationViolation": "Payload for Action is syntactically incorrect",
+    "FormatViolation": "Payload for Action is syntactically incorrect",
+    "PropertyConstraintViolation": "A field of the payload has an invalid value",
+    "OccurenceConstraintViolation": "A field of the payload occurs a wrong number "
+    "of times",
+    "OccurrenceConstraintViolation": "A field of the payload occurs a wrong number "
+    "of times",
+    "TypeConstraintViolation": "A field of the payload has the wrong type",
+    "GenericError": "The Action failed",
+    "RpcFrameworkError": "The message is not a valid RPC frame",
+    "MessageTypeNotSupported": "The message type is not supported",
+}
+
+
+def describe(code: str) -> str:
+    """Return the text a charger reads for a CALLERROR ``code``."""
+    return DESCRIPTIONS.get(code, "")
+
+
+class FrameFault(StrEnum):
+    """Why a frame could not be read as an OCPP-J message."""
+
+    NOT_JSON = "not_json"  # not (UTF-8) JSON at all
+    NOT_RPC = "not_rpc"  # JSON, but not a well-formed CALL/CALLRESULT/CALLERROR
+    UNKNOWN_TYPE = "unknown_type"  # a MessageTypeId other than 2, 3 or 4
+
+
+class FrameError(Exception):
+    """An incoming frame is not a valid OCPP-J message.
+
+    Attributes:
+        fault: the kind of fault; the dialect maps it to a CALLERROR code.
+        unique_id: the frame's unique id if it could be read, else ``None``.
+        message_type_id: the frame's MessageTypeId if it could be read.
+        detail: a short public explanation.
+    """
+
+    def __init__(
+        self,
+        fault: FrameFault,
+        detail: str,
+        *,
+        unique_id: str | None = None,
+        message_type_id: int | None = None,
+    ) -> None:
+        super().__init__(fault, detail)
+        self.fault = fault
+        self.detail = detail
+        self.unique_id = unique_id
+        self.message_type_id = message_type_id
+
+
+def parse(raw: str | bytes) -> Message:
+    """Parse one WebSocket message into a Call, CallResult or CallError.
+
+    Raises:
+        FrameError: the message is not a valid OCPP-J frame.
+    """
+    try:
+        message = unpack(raw)
+    except OCPPError as exc:
+        raise _frame_error(raw, exc) from exc
+    except RecursionError as exc:
+        # json.loads gives up on deeply nested arrays before unpack can.
+        raise FrameError(FrameFault.NOT_JSON, "Message is nested too deeply") from exc
+
+    unique_id = message.unique_id
+    if not isinstance(unique_id, str) or not 0 < len(unique_id) <= MAX_UNIQUE_ID:
+        raise FrameError(
+            FrameFault.NOT_RPC,
+            "Unique id must be a string of 1 to 36 characters",
+            message_type_id=message.message_type_id,
+        )
+    if isinstance(message, Call) and not isinstance(message.action, str):
+        raise FrameError(
+            FrameFault.NOT_RPC,
+            "Action must be a string",
+            unique_id=unique_id,
+            message_type_id=MessageType.Call,
+        )
+    if isinstance(message, CallResult) and not isinstance(message.payload, dict):
+        raise FrameError(
+            FrameFault.NOT_RPC,
+            "Payload must be an object",
+            unique_id=unique_id,
+            message_type_id=MessageType.CallResult,
+        )
+    if isinstance(message, CallError) and not (
+        isinstance(message.error_code, str)
+        and isinstance(message.error_description, str)
+        and isinstance(message.error_details, dict)
+    ):
+        raise FrameError(
+            FrameFault.NOT_RPC,
+            "CALLERROR elements have the wrong types",
+            unique_id=unique_id,
+            message_type_id=MessageType.CallError,
+        )
+    return message
+
+
+def _frame_error(raw: str | bytes, exc: OCPPError) -> FrameError:
+    message_type_id, unique_id = _peek(raw)
+    if exc.code == "FormatViolation":
+        return FrameError(FrameFault.NOT_JSON, "Message is not valid JSON")
+    if exc.code == "PropertyConstraintViolation":
+        return FrameError(
+            FrameFault.UNKNOWN_TYPE,
+            "MessageTypeId is not 2, 3 or 4",
+            unique_id=unique_id,
+            message_type_id=message_type_id,
+        )
+    return FrameError(
+        FrameFault.NOT_RPC,
+        "Message is not a well-formed OCPP-J array",
+        unique_id=unique_id,
+        message_type_id=message_type_id,
+    )
+
+
+def _peek(raw: str | bytes) -> tuple[int | None, str | None]:
+    """Read what can be read of a broken frame's type and unique id.
+
+    Only runs on the error path, so the second JSON parse costs nothing on the
+    hot path.
+    """
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None, None
+    if not isinstance(data, list) or not data:
+        return None, None
+    first = data[0]
+    message_type_id = (
+        first if isinstance(first, int) and not isinstance(first, bool) else None
+    )
+    unique_id = data[1] if len(data) > 1 else None
+    if not isinstance(unique_id, str) or not 0 < len(unique_id) <= MAX_UNIQUE_ID:
+        unique_id = None
+    return message_type_id, unique_id
+
+
+def validation_text(exc: OCPPError, limit: int = 200) -> str:
+    """Return the one-line reason a payload failed its schema.
+
+    ``validate_payload`` raises while handling jsonschema's error, whose
+    ``message`` names the failing property; the library's own ``details`` may
+    instead quote the whole payload.
+    """
+    source: Any = exc.__cause__ or exc.__context__
+    message = getattr(source, "message", None)
+    if not isinstance(message, str) and isinstance(exc.details, dict):
+        message = exc.details.get("cause")
+    if not isinstance(message, str) or not message:
+        return describe(exc.code)
+    return message[:limit]
+
+
+def call_frame(unique_id: str, action: str, payload: dict[str, Any]) -> str:
+    """Serialize a CALL."""
+    return str(Call(unique_id, action, payload).to_json())
+
+
+def result_frame(unique_id: str, payload: dict[str, Any]) -> str:
+    """Serialize a CALLRESULT."""
+    return str(CallResult(unique_id, payload).to_json())
+
+
+def error_frame(unique_id: str, code: str, description: str | None = None) -> str:
+    """Serialize a CALLERROR; ``description`` defaults to the code's text."""
+    text = describe(code) if description is None else description
+    return str(CallError(unique_id, code, text, {}).to_json())

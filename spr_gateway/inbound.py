@@ -1,0 +1,175 @@
+"""Calls a charger makes: validate, route, relay to the SG, answer.
+
+A charger never reads the text of an internal failure: known failures map to
+OCPP CALLERROR codes with fixed descriptions, anything else to InternalError.
+"""
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import assert_never
+
+from ocpp.exceptions import OCPPError
+from ocpp.messages import Call, CallResult, validate_payload
+
+from bus.contract import DecisionError, Event, EventEnvelope, OcppVersion
+from spr_gateway.dialect import (
+    DecisionRoute,
+    Dialect,
+    EventRoute,
+    LocalRoute,
+    Payload,
+    Route,
+)
+from spr_gateway.errors import CallErrorReply, UnexpectedDecision
+from spr_gateway.framing import (
+    describe,
+    error_frame,
+    result_frame,
+    validation_text,
+)
+from spr_gateway.rpc import BusUnavailable, DecisionTimeout, SgClient
+
+logger = logging.getLogger(__name__)
+
+NOT_IN_TIME = "CSMS did not answer in time"
+# The charger retries a call answered with this; nothing was stored.
+NOT_STORED = "CSMS could not store the message, retry later"
+
+Send = Callable[[str], Awaitable[None]]
+
+
+class CallHandler:
+    """Answer one charger's calls, one at a time.
+
+    Args:
+        charger_id: the charge point id of the connection.
+        dialect: the connection's OCPP version.
+        sg: the link to the SG.
+        gateway_id: this gateway's id, stamped on every envelope.
+        send: sends one frame to the charger.
+    """
+
+    def __init__(
+        self,
+        charger_id: str,
+        dialect: Dialect,
+        sg: SgClient,
+        gateway_id: str,
+        send: Send,
+    ) -> None:
+        self.charger_id = charger_id
+        self.dialect = dialect
+        self.sg = sg
+        self.gateway_id = gateway_id
+        self._send = send
+        self._extra = {"charger_id": charger_id}
+
+    @property
+    def version(self) -> OcppVersion:
+        return self.dialect.version
+
+    async def handle(self, call: Call, received_at: datetime) -> None:
+        """Answer ``call`` with a CALLRESULT or a CALLERROR.
+
+        Args:
+            call: the parsed CALL.
+            received_at: when its frame arrived.
+        """
+        route = self.dialect.routes.get(call.action)
+        if route is None:
+            logger.info("unknown action %.64s", call.action, extra=self._extra)
+            await self._send(error_frame(call.unique_id, "NotImplemented"))
+            return
+
+        try:
+            await validate_payload(call, self.version.value)
+        except OCPPError as exc:
+            code = self.dialect.error_code(exc.code)
+            logger.info("%s rejected: %s", call.action, code, extra=self._extra)
+            await self._send(error_frame(call.unique_id, code, validation_text(exc)))
+            return
+
+        try:
+            payload = await self._run(route, call, received_at)
+            await validate_payload(
+                CallResult(call.unique_id, payload, call.action), self.version.value
+            )
+        except Exception as exc:
+            await self._send(self._failure_frame(call, exc))
+            return
+
+        await self._send(result_frame(call.unique_id, payload))
+        if isinstance(route, LocalRoute) and route.seen is not None:
+            await self._tell_quietly(call.unique_id, route.seen(), received_at)
+
+    async def _run(self, route: Route, call: Call, received_at: datetime) -> Payload:
+        match route:
+            case LocalRoute():
+                return route.respond()
+            case EventRoute():
+                event = route.to_event(call.payload)
+                envelope = self._envelope(call.unique_id, event, received_at)
+                await self.sg.tell(envelope)
+                return route.respond()
+            case DecisionRoute():
+                event = route.to_event(call.payload)
+                envelope = self._envelope(call.unique_id, event, received_at)
+                decision = await self.sg.ask(envelope)
+                if isinstance(decision, DecisionError):
+                    logger.warning(
+                        "SG could not decide %s: %s %s",
+                        call.action,
+                        decision.code,
+                        decision.description,
+                        extra=self._extra,
+                    )
+                    raise CallErrorReply(decision.code, describe(decision.code))
+                return route.to_response(decision)
+            case _:
+                assert_never(route)
+
+    def _failure_frame(self, call: Call, exc: Exception) -> str:
+        """Map a failure to the CALLERROR the charger reads, and log it."""
+        extra = self._extra
+        if isinstance(exc, CallErrorReply):
+            code = self.dialect.error_code(exc.code)
+            logger.info("%s rejected: %s", call.action, code, extra=extra)
+            return error_frame(call.unique_id, code, exc.description)
+        if isinstance(exc, DecisionTimeout):
+            logger.warning("SG did not answer %s in time", call.action, extra=extra)
+            return error_frame(call.unique_id, "InternalError", NOT_IN_TIME)
+        if isinstance(exc, BusUnavailable):
+            logger.warning("%s not relayed: %s", call.action, exc, extra=extra)
+            return error_frame(call.unique_id, "InternalError", NOT_STORED)
+        if isinstance(exc, UnexpectedDecision | OCPPError):
+            # The SG's answer does not fit the call or the response schema.
+            # An OCPPError's own text quotes the payload; keep that out.
+            reason = validation_text(exc) if isinstance(exc, OCPPError) else exc
+            logger.warning(
+                "unusable answer to %s: %s", call.action, reason, extra=extra
+            )
+            return error_frame(call.unique_id, "InternalError")
+        logger.error("failed to handle %s", call.action, exc_info=exc, extra=extra)
+        return error_frame(call.unique_id, "InternalError")
+
+    async def _tell_quietly(
+        self, message_id: str, event: Event, received_at: datetime
+    ) -> None:
+        # The charger already has its answer; a lost notice is only logged.
+        try:
+            await self.sg.tell(self._envelope(message_id, event, received_at))
+        except BusUnavailable as exc:
+            logger.warning("%s not published: %s", event.kind, exc, extra=self._extra)
+
+    def _envelope(
+        self, message_id: str, event: Event, received_at: datetime
+    ) -> EventEnvelope:
+        return EventEnvelope(
+            message_id=message_id,
+            charger_id=self.charger_id,
+            ocpp_version=self.version,
+            gateway_id=self.gateway_id,
+            received_at=received_at,
+            event=event,
+        )

@@ -1,0 +1,900 @@
+"""The SPR gateway against real RabbitMQ and a real OCPP 1.6 charge point.
+
+Each test runs its own gateway (``run_gateway`` in the test's event loop, on a
+free port) under a bus prefix of its own, and a small SG stand-in that
+answers decision requests. The charger is the ``ocpp`` library's 1.6
+``ChargePoint`` over a real socket, or a raw WebSocket for frames a
+well-behaved charge point would never send.
+"""
+
+import asyncio
+import base64
+import contextlib
+import json
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any, TypeVar
+
+import aio_pika
+import pytest
+import websockets
+from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
+from ocpp.exceptions import InternalError
+from ocpp.routing import on
+from ocpp.v16 import ChargePoint, call, call_result
+from ocpp.v16.enums import (
+    Action,
+    ChargePointErrorCode,
+    ChargePointStatus,
+    RemoteStartStopStatus,
+)
+from pydantic import BaseModel
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import InvalidStatus
+from websockets.typing import Subprotocol
+
+from bus.amqp import QUORUM, BusClient, ChargerOffline
+from bus.contract import (
+    AuthorizationStatus,
+    AuthorizeDecision,
+    BootDecision,
+    ChargerConnecting,
+    Command,
+    CommandEnvelope,
+    CommandOutcome,
+    CommandResult,
+    ConnectDecision,
+    Decision,
+    DecisionEnvelope,
+    EventEnvelope,
+    IdTokenInfo,
+    OcppCall,
+    OcppReply,
+    RegistrationStatus,
+    RemoteStart,
+    StartDecision,
+    StopDecision,
+    Topology,
+)
+from moovolt.settings import Settings
+from spr_gateway.app import run_gateway
+from spr_gateway.timestamps import parse_datetime
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
+
+AMQP_URL = os.environ.get("MOOVOLT_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+OCPP16 = [Subprotocol("ocpp1.6")]
+# Upper bound of every single wait in these tests; a pass takes milliseconds.
+WAIT_S = 10.0
+# How long a test watches for a frame that must not come.
+QUIET_S = 0.3
+
+BOOT_TIME = parse_datetime("2025-03-01T12:00:00Z")
+SILENT_TOKEN = "SILENT"
+WRONG_PASSWORD = "wrong-password"
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# -- the SG stand-in -------------------------------------------------------------
+
+
+class StandInSG:
+    """Plays the SG's side of the bus: decides, commands, and is watched.
+
+    Decisions: chargers whose id starts with ``unknown`` are refused as
+    unknown, a password of ``WRONG_PASSWORD`` as bad credentials; Authorize
+    for ``SILENT_TOKEN`` is never answered; everything else is accepted.
+    """
+
+    def __init__(self, bus: BusClient) -> None:
+        self.bus = bus
+        self.requests: asyncio.Queue[EventEnvelope] = asyncio.Queue()
+
+    async def start(self) -> None:
+        queue = await self.bus.channel.declare_queue(
+            self.bus.topology.decisions, durable=True, arguments=QUORUM
+        )
+        await queue.consume(self._on_request)
+
+    async def _on_request(self, message: AbstractIncomingMessage) -> None:
+        async with message.process():
+            envelope = EventEnvelope.model_validate_json(message.body)
+            self.requests.put_nowait(envelope)
+            decision = self.decide(envelope)
+            if decision is None or message.reply_to is None:
+                return
+            await self.bus.channel.default_exchange.publish(
+                aio_pika.Message(
+                    DecisionEnvelope(decision=decision).model_dump_json().encode(),
+                    correlation_id=message.correlation_id,
+                ),
+                routing_key=message.reply_to,
+            )
+
+    def decide(self, envelope: EventEnvelope) -> Decision | None:
+        event = envelope.event
+        accepted = IdTokenInfo(status=AuthorizationStatus.ACCEPTED)
+        match event.kind:
+            case "connecting":
+                assert isinstance(event, ChargerConnecting)
+                if envelope.charger_id.startswith("unknown"):
+                    return ConnectDecision(accepted=False, reason="unknown")
+                if event.password == WRONG_PASSWORD:
+                    return ConnectDecision(accepted=False, reason="password")
+                return ConnectDecision(accepted=True)
+            case "boot":
+                return BootDecision(
+                    status=RegistrationStatus.ACCEPTED,
+                    interval_s=300,
+                    current_time=BOOT_TIME,
+                )
+            case "authorize":
+                if getattr(event, "id_token", None) == SILENT_TOKEN:
+                    return None
+                return AuthorizeDecision(id_token_info=accepted)
+            case "transaction_started":
+                return StartDecision(transaction_id="42", id_token_info=accepted)
+            case "transaction_ended":
+                return StopDecision()
+            case _:
+                return OcppReply(payload={"status": "Accepted"})
+
+    async def next_request(self, kind: str) -> EventEnvelope:
+        """Return the next decision request of ``kind``, skipping others."""
+        async with asyncio.timeout(WAIT_S):
+            while True:
+                envelope = await self.requests.get()
+                if envelope.event.kind == kind:
+                    return envelope
+
+    async def command(self, charger_id: str, command: Command) -> CommandEnvelope:
+        envelope = CommandEnvelope(
+            command_id=str(uuid.uuid4()),
+            charger_id=charger_id,
+            task_token=base64.b64encode(b"task").decode(),
+            command=command,
+        )
+        await self.bus.publish_command(
+            charger_id,
+            envelope.model_dump_json().encode(),
+            correlation_id=envelope.command_id,
+        )
+        return envelope
+
+
+class Inbox:
+    """Everything published to one queue, consumed as it arrives."""
+
+    def __init__(self, queue: AbstractQueue) -> None:
+        self.queue = queue
+        self._bodies: asyncio.Queue[bytes] = asyncio.Queue()
+
+    async def start(self) -> "Inbox":
+        await self.queue.consume(self._on_message, no_ack=True)
+        return self
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        self._bodies.put_nowait(message.body)
+
+    async def next(self, model: type[M]) -> M:
+        async with asyncio.timeout(WAIT_S):
+            return model.model_validate_json(await self._bodies.get())
+
+    async def next_event(self, kind: str) -> EventEnvelope:
+        async with asyncio.timeout(WAIT_S):
+            while True:
+                envelope = await self.next(EventEnvelope)
+                if envelope.event.kind == kind:
+                    return envelope
+
+
+# -- the charger -----------------------------------------------------------------
+
+
+class Charger(ChargePoint):  # type: ignore[misc]
+    """A 1.6 charge point that accepts remote starts and records them."""
+
+    def __init__(self, charger_id: str, ws: ClientConnection) -> None:
+        super().__init__(charger_id, ws, response_timeout=WAIT_S)
+        self.ws = ws
+        self.remote_starts: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+
+    @on(Action.remote_start_transaction)  # type: ignore[untyped-decorator]
+    async def on_remote_start(
+        self, id_tag: str, **kwargs: Any
+    ) -> call_result.RemoteStartTransaction:
+        self.remote_starts.put_nowait({"id_tag": id_tag, **kwargs})
+        return call_result.RemoteStartTransaction(status=RemoteStartStopStatus.accepted)
+
+
+# -- fixtures --------------------------------------------------------------------
+
+
+@pytest.fixture
+async def topology() -> AsyncIterator[Topology]:
+    """A bus prefix of this test's own; its durable names are deleted after."""
+    names = Topology(f"test-{uuid.uuid4().hex[:12]}")
+    yield names
+    connection = await aio_pika.connect(AMQP_URL)
+    async with connection:
+        channel = await connection.channel()
+        for queue in (names.decisions, names.events, names.results):
+            await channel.queue_delete(queue)
+        await channel.exchange_delete(names.commands_exchange)
+
+
+@pytest.fixture
+async def sg(topology: Topology) -> AsyncIterator[StandInSG]:
+    async with BusClient(AMQP_URL, topology) as bus:
+        stand_in = StandInSG(bus)
+        await stand_in.start()
+        yield stand_in
+
+
+@pytest.fixture
+async def events(sg: StandInSG) -> Inbox:
+    queue = await sg.bus.channel.get_queue(sg.bus.topology.events)
+    return await Inbox(queue).start()
+
+
+@pytest.fixture
+async def results(sg: StandInSG) -> Inbox:
+    queue = await sg.bus.channel.get_queue(sg.bus.topology.results)
+    return await Inbox(queue).start()
+
+
+class Gateways:
+    """Gateways of one test, each ``run_gateway`` in a task of the test's loop."""
+
+    def __init__(self, topology: Topology) -> None:
+        self.topology = topology
+        self.tasks: dict[str, asyncio.Task[None]] = {}
+
+    async def start(self, **overrides: Any) -> Settings:
+        """Start a gateway with settings overrides; return once it listens."""
+        values: dict[str, Any] = {
+            "amqp_url": AMQP_URL,
+            "bus_prefix": self.topology.prefix,
+            "gateway_id": f"gw-{uuid.uuid4().hex[:8]}",
+            "gateway_host": "127.0.0.1",
+            "gateway_port": free_port(),
+            "gateway_path": "/ocpp/",
+            "decision_timeout_s": WAIT_S,
+            "call_timeout_s": WAIT_S,
+        }
+        settings = Settings(**(values | overrides))
+        ready = asyncio.Event()
+        task = asyncio.create_task(run_gateway(settings, ready=ready))
+        self.tasks[settings.gateway_id] = task
+        readiness = asyncio.create_task(ready.wait())
+        async with asyncio.timeout(WAIT_S):
+            await asyncio.wait({task, readiness}, return_when=asyncio.FIRST_COMPLETED)
+        if task.done():
+            readiness.cancel()
+            await task  # raises the gateway's start-up failure
+        return settings
+
+    def stop(self, settings: Settings) -> None:
+        """Cancel a gateway, as a process manager would."""
+        self.tasks[settings.gateway_id].cancel()
+
+    async def stop_all(self) -> None:
+        for task in self.tasks.values():
+            task.cancel()
+        for task in self.tasks.values():
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+@pytest.fixture
+async def gateways(topology: Topology, sg: StandInSG) -> AsyncIterator[Gateways]:
+    running = Gateways(topology)
+    yield running
+    await running.stop_all()
+
+
+@pytest.fixture
+async def gateway(gateways: Gateways) -> Settings:
+    return await gateways.start()
+
+
+def url(settings: Settings, charger_id: str) -> str:
+    return f"ws://127.0.0.1:{settings.gateway_port}{settings.gateway_path}{charger_id}"
+
+
+@contextlib.asynccontextmanager
+async def charger(settings: Settings, charger_id: str) -> AsyncIterator[Charger]:
+    """Connect a 1.6 charge point and serve its side until the block ends."""
+    async with websockets.connect(url(settings, charger_id), subprotocols=OCPP16) as ws:
+        charge_point = Charger(charger_id, ws)
+        serving = asyncio.create_task(charge_point.start())
+        try:
+            # An answered call means the gateway holds the charger's binding.
+            await charge_point.call(call.Heartbeat())
+            yield charge_point
+        finally:
+            serving.cancel()
+            with contextlib.suppress(
+                asyncio.CancelledError, websockets.ConnectionClosed
+            ):
+                await serving
+
+
+@contextlib.asynccontextmanager
+async def raw_socket(
+    settings: Settings, charger_id: str
+) -> AsyncIterator[ClientConnection]:
+    """Connect a bare 1.6 WebSocket, ready once a Heartbeat is answered."""
+    async with websockets.connect(url(settings, charger_id), subprotocols=OCPP16) as ws:
+        await ws.send('[2,"ready","Heartbeat",{}]')
+        answer = json.loads(await recv(ws))
+        assert answer[:2] == [3, "ready"], answer
+        yield ws
+
+
+async def recv(ws: ClientConnection) -> str:
+    async with asyncio.timeout(WAIT_S):
+        frame = await ws.recv()
+    assert isinstance(frame, str)
+    return frame
+
+
+async def refused_status(settings: Settings, charger_id: str, **kwargs: Any) -> int:
+    with pytest.raises(InvalidStatus) as refused:
+        async with asyncio.timeout(WAIT_S):
+            await websockets.connect(url(settings, charger_id), **kwargs)
+    return refused.value.response.status_code
+
+
+def basic(user: str, password: str) -> dict[str, str]:
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
+# -- handshake -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("offered", [None, ["ocpp2.0"], ["ocpp1.5", "ocpp2.1"]])
+async def test_a_handshake_without_a_supported_subprotocol_is_refused(
+    gateway: Settings, sg: StandInSG, offered: list[str] | None
+) -> None:
+    subprotocols = None if offered is None else [Subprotocol(p) for p in offered]
+
+    status = await refused_status(gateway, "CP-1", subprotocols=subprotocols)
+
+    assert status == 400
+    assert sg.requests.empty()  # refused before the SG is asked
+
+
+async def test_an_unknown_charger_is_refused_at_the_handshake(
+    gateway: Settings, sg: StandInSG
+) -> None:
+    with pytest.raises(InvalidStatus) as refused:
+        await websockets.connect(url(gateway, "unknown-7"), subprotocols=OCPP16)
+
+    assert refused.value.response.status_code == 404
+    assert refused.value.response.body == b"Not Found\n"
+    asked = await sg.next_request("connecting")
+    assert asked.charger_id == "unknown-7"
+    assert asked.ocpp_version == "1.6"
+
+
+async def test_a_bad_password_is_refused_with_401(
+    gateway: Settings, sg: StandInSG
+) -> None:
+    headers = basic("CP-1", WRONG_PASSWORD)
+
+    status = await refused_status(
+        gateway, "CP-1", subprotocols=OCPP16, additional_headers=headers
+    )
+
+    assert status == 401
+    asked = await sg.next_request("connecting")
+    assert isinstance(asked.event, ChargerConnecting)
+    assert asked.event.password == WRONG_PASSWORD
+    assert asked.event.remote_address == "127.0.0.1"
+
+
+async def test_credentials_for_another_charger_are_refused_without_asking(
+    gateway: Settings, sg: StandInSG
+) -> None:
+    headers = basic("CP-2", "secret")
+
+    status = await refused_status(
+        gateway, "CP-1", subprotocols=OCPP16, additional_headers=headers
+    )
+
+    assert status == 401
+    assert sg.requests.empty()
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [("/other/CP-1", 404), ("/ocpp/", 404), ("/ocpp/" + "x" * 49, 400)],
+)
+async def test_a_bad_path_is_refused(gateway: Settings, path: str, status: int) -> None:
+    target = f"ws://127.0.0.1:{gateway.gateway_port}{path}"
+    with pytest.raises(InvalidStatus) as refused:
+        await websockets.connect(target, subprotocols=OCPP16)
+
+    assert refused.value.response.status_code == status
+
+
+async def test_the_charge_point_id_is_url_decoded(
+    gateway: Settings, sg: StandInSG
+) -> None:
+    async with raw_socket(gateway, "CP%201"):
+        asked = await sg.next_request("connecting")
+
+    assert asked.charger_id == "CP 1"
+
+
+async def test_no_connect_decision_in_time_refuses_with_503(
+    gateways: Gateways, sg: StandInSG
+) -> None:
+    settings = await gateways.start(decision_timeout_s=0.3)
+    sg.decide = lambda envelope: None  # type: ignore[method-assign]
+
+    status = await refused_status(settings, "CP-1", subprotocols=OCPP16)
+
+    assert status == 503
+
+
+async def test_an_admitted_handshake_that_fails_to_upgrade_is_undone(
+    gateway: Settings, sg: StandInSG, events: Inbox
+) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", gateway.gateway_port)
+    # Admitted by the SG, then refused by websockets: no Upgrade header.
+    writer.write(
+        b"GET /ocpp/CP-9 HTTP/1.1\r\nHost: gateway\r\n"
+        b"Sec-WebSocket-Protocol: ocpp1.6\r\n\r\n"
+    )
+    async with asyncio.timeout(WAIT_S):
+        status_line = await reader.readline()
+        await reader.read()  # until the gateway closes
+    writer.close()
+    await writer.wait_closed()
+
+    assert status_line.split()[1] != b"101"
+    assert (await sg.next_request("connecting")).charger_id == "CP-9"
+    gone = await events.next_event("disconnected")
+    assert gone.charger_id == "CP-9"
+
+
+# -- charger-initiated calls -------------------------------------------------------
+
+
+async def test_heartbeat_is_answered_locally(
+    gateway: Settings, sg: StandInSG, events: Inbox
+) -> None:
+    async with charger(gateway, "CP-1") as cp:
+        answer = await cp.call(call.Heartbeat())
+
+        seen = await events.next_event("heartbeat")
+
+    assert answer.current_time.endswith("Z")
+    assert parse_datetime(answer.current_time).utcoffset() is not None
+    assert seen.charger_id == "CP-1"
+    assert seen.gateway_id == gateway.gateway_id
+    kinds = [sg.requests.get_nowait().event.kind for _ in range(sg.requests.qsize())]
+    assert kinds == ["connecting"]
+
+
+async def test_boot_notification_is_answered_with_the_sg_decision(
+    gateway: Settings, sg: StandInSG
+) -> None:
+    async with charger(gateway, "CP-1") as cp:
+        answer = await cp.call(
+            call.BootNotification(
+                charge_point_vendor="Acme",
+                charge_point_model="AC-22",
+                charge_point_serial_number="SN-1",
+            ),
+            unique_id="boot-1",
+        )
+
+    assert answer == call_result.BootNotification(
+        current_time="2025-03-01T12:00:00.000Z", interval=300, status="Accepted"
+    )
+    asked = await sg.next_request("boot")
+    assert asked.message_id == "boot-1"
+    assert asked.charger_id == "CP-1"
+    assert asked.gateway_id == gateway.gateway_id
+    assert asked.ocpp_version == "1.6"
+    assert asked.event.model_dump(exclude_none=True) == {
+        "kind": "boot",
+        "vendor": "Acme",
+        "model": "AC-22",
+        "serial_number": "SN-1",
+    }
+
+
+async def test_start_transaction_gets_an_integer_transaction_id(
+    gateway: Settings, sg: StandInSG
+) -> None:
+    async with charger(gateway, "CP-1") as cp:
+        answer = await cp.call(
+            call.StartTransaction(
+                connector_id=1,
+                id_tag="TAG-1",
+                meter_start=1500,
+                timestamp="2025-03-01T12:00:00Z",
+            )
+        )
+
+    assert answer.transaction_id == 42
+    assert answer.id_tag_info == {"status": "Accepted"}
+
+
+@pytest.mark.parametrize(
+    ("payload", "code", "description"),
+    [
+        (
+            {"chargePointModel": "M"},
+            "ProtocolError",
+            "'chargePointVendor' is a required property",
+        ),
+        (
+            {"chargePointVendor": "V", "chargePointModel": "M", "colour": "red"},
+            "FormationViolation",
+            "Additional properties are not allowed ('colour' was unexpected)",
+        ),
+        (
+            {"chargePointVendor": 7, "chargePointModel": "M"},
+            "TypeConstraintViolation",
+            "7 is not of type 'string'",
+        ),
+    ],
+)
+async def test_a_schema_violation_gets_the_exact_callerror(
+    gateway: Settings,
+    sg: StandInSG,
+    payload: dict[str, Any],
+    code: str,
+    description: str,
+) -> None:
+    frame = json.dumps([2, "bad-1", "BootNotification", payload])
+
+    async with raw_socket(gateway, "CP-1") as ws:
+        await ws.send(frame)
+        answer = await recv(ws)
+
+    assert answer == json.dumps(
+        [4, "bad-1", code, description, {}], separators=(",", ":")
+    )
+    await sg.next_request("connecting")
+    assert sg.requests.empty()  # nothing invalid reaches the SG
+
+
+@pytest.mark.parametrize(
+    ("frame", "answer"),
+    [
+        ("not json", '[4,"-1","FormationViolation","Message is not valid JSON",{}]'),
+        (
+            '{"a": 1}',
+            '[4,"-1","ProtocolError","Message is not a well-formed OCPP-J array",{}]',
+        ),
+        (
+            '[2,"m-1","Heartbeat"]',
+            '[4,"m-1","ProtocolError","Message is not a well-formed OCPP-J array",{}]',
+        ),
+        (
+            '[7,"m-2",{}]',
+            '[4,"m-2","ProtocolError","MessageTypeId is not 2, 3 or 4",{}]',
+        ),
+        (
+            '[2,17,"Heartbeat",{}]',
+            '[4,"-1","ProtocolError",'
+            '"Unique id must be a string of 1 to 36 characters",{}]',
+        ),
+    ],
+)
+async def test_an_unreadable_frame_gets_a_callerror_and_the_socket_stays(
+    gateway: Settings, frame: str, answer: str
+) -> None:
+    async with raw_socket(gateway, "CP-1") as ws:
+        await ws.send(frame)
+        assert await recv(ws) == answer
+
+        await ws.send('[2,"after","Heartbeat",{}]')
+        assert json.loads(await recv(ws))[:2] == [3, "after"]
+
+
+async def test_an_unknown_action_is_not_implemented(gateway: Settings) -> None:
+    async with raw_socket(gateway, "CP-1") as ws:
+        await ws.send('[2,"u-1","TeleportVehicle",{}]')
+        answer = await recv(ws)
+
+    assert answer == (
+        '[4,"u-1","NotImplemented","Requested Action is not known by receiver",{}]'
+    )
+
+
+async def test_no_decision_in_time_is_an_internal_error(
+    gateways: Gateways,
+) -> None:
+    settings = await gateways.start(decision_timeout_s=0.3)
+
+    async with raw_socket(settings, "CP-1") as ws:
+        await ws.send(f'[2,"a-1","Authorize",{{"idTag":"{SILENT_TOKEN}"}}]')
+        answer = await recv(ws)
+
+    assert answer == '[4,"a-1","InternalError","CSMS did not answer in time",{}]'
+
+
+async def test_no_decision_in_time_raises_in_the_charge_point(
+    gateways: Gateways,
+) -> None:
+    settings = await gateways.start(decision_timeout_s=0.3)
+
+    async with charger(settings, "CP-1") as cp:
+        with pytest.raises(InternalError):
+            await cp.call(call.Authorize(id_tag=SILENT_TOKEN), suppress=False)
+
+
+async def test_status_notification_is_on_the_queue_before_it_is_answered(
+    gateway: Settings, sg: StandInSG
+) -> None:
+    events = await sg.bus.channel.get_queue(sg.bus.topology.events)
+
+    async with charger(gateway, "CP-1") as cp:
+        await cp.call(
+            call.StatusNotification(
+                connector_id=1,
+                error_code=ChargePointErrorCode.no_error,
+                status=ChargePointStatus.charging,
+                timestamp="2025-03-01T12:00:00Z",
+            ),
+            unique_id="status-1",
+        )
+        # No waiting: the gateway answered only after the broker's confirm.
+        # The connect-time Heartbeat's notice was published before this call.
+        stored = []
+        for _ in range(2):
+            message = await events.get(no_ack=True, fail=False)
+            assert message is not None, "answered before the bus had the event"
+            stored.append(EventEnvelope.model_validate_json(message.body))
+
+    assert [envelope.event.kind for envelope in stored] == ["heartbeat", "status"]
+    envelope = stored[1]
+    assert envelope.message_id == "status-1"
+    assert envelope.event.model_dump() == {
+        "kind": "status",
+        "connector_id": 1,
+        "status": "Charging",
+        "error_code": "NoError",
+        "info": None,
+        "vendor_id": None,
+        "vendor_error_code": None,
+        "timestamp": BOOT_TIME,
+    }
+
+
+async def test_meter_values_reach_the_events_queue(
+    gateway: Settings, events: Inbox
+) -> None:
+    async with raw_socket(gateway, "CP-1") as ws:
+        await ws.send(
+            '[2,"mv-1","MeterValues",{"connectorId":1,"transactionId":42,'
+            '"meterValue":[{"timestamp":"2025-03-01T12:00:00Z",'
+            '"sampledValue":[{"value":"1500.5"}]}]}]'
+        )
+        assert await recv(ws) == '[3,"mv-1",{}]'
+
+    envelope = await events.next_event("meter_values")
+    assert envelope.event.model_dump(mode="json") == {
+        "kind": "meter_values",
+        "connector_id": 1,
+        "transaction_id": "42",
+        "samples": [
+            {
+                "timestamp": "2025-03-01T12:00:00Z",
+                "value": "1500.5",
+                "measurand": "Energy.Active.Import.Register",
+                "unit": "Wh",
+                "phase": "",
+                "location": "",
+                "context": "",
+            }
+        ],
+    }
+
+
+# -- CSMS-initiated calls ----------------------------------------------------------
+
+
+async def test_a_command_reaches_the_charger_and_its_result_comes_back(
+    gateway: Settings, sg: StandInSG, results: Inbox
+) -> None:
+    async with charger(gateway, "CP-1") as cp:
+        sent = await sg.command("CP-1", RemoteStart(connector_id=1, id_token="TAG-1"))
+
+        async with asyncio.timeout(WAIT_S):
+            started = await cp.remote_starts.get()
+        result = await results.next(CommandResult)
+
+    assert started == {"id_tag": "TAG-1", "connector_id": 1}
+    assert result.command_id == sent.command_id
+    assert result.task_token == sent.task_token
+    assert result.charger_id == "CP-1"
+    assert result.outcome is CommandOutcome.ANSWERED
+    assert result.status == "Accepted"
+    assert result.payload == {"status": "Accepted"}
+    assert result.accepted
+
+
+async def test_commands_to_one_charger_are_sent_one_at_a_time(
+    gateway: Settings, sg: StandInSG, results: Inbox
+) -> None:
+    async with raw_socket(gateway, "CP-1") as ws:
+        first = await sg.command(
+            "CP-1", OcppCall(action="Reset", payload={"type": "Soft"})
+        )
+        second = await sg.command(
+            "CP-1", OcppCall(action="Reset", payload={"type": "Hard"})
+        )
+
+        call_1 = json.loads(await recv(ws))
+        assert call_1[0] == 2 and call_1[2:] == ["Reset", {"type": "Soft"}]
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(QUIET_S):
+                await ws.recv()
+
+        await ws.send(json.dumps([3, call_1[1], {"status": "Accepted"}]))
+        call_2 = json.loads(await recv(ws))
+        assert call_2[2:] == ["Reset", {"type": "Hard"}]
+        await ws.send(json.dumps([4, call_2[1], "NotSupported", "no hard reset", {}]))
+
+        result_1 = await results.next(CommandResult)
+        result_2 = await results.next(CommandResult)
+
+    assert (result_1.command_id, result_1.outcome, result_1.status) == (
+        first.command_id,
+        CommandOutcome.ANSWERED,
+        "Accepted",
+    )
+    assert (result_2.command_id, result_2.outcome) == (
+        second.command_id,
+        CommandOutcome.CALL_ERROR,
+    )
+    assert result_2.error == "NotSupported: no hard reset"
+
+
+async def test_an_invalid_command_is_not_sent(
+    gateway: Settings, sg: StandInSG, results: Inbox
+) -> None:
+    async with raw_socket(gateway, "CP-1") as ws:
+        bad = await sg.command(
+            "CP-1", OcppCall(action="Reset", payload={"type": "Off"})
+        )
+        odd = await sg.command("CP-1", OcppCall(action="Teleport", payload={}))
+        good = await sg.command("CP-1", OcppCall(action="ClearCache", payload={}))
+
+        sent = json.loads(await recv(ws))
+        assert sent[2] == "ClearCache"
+        await ws.send(json.dumps([3, sent[1], {"status": "Accepted"}]))
+
+        outcomes = [await results.next(CommandResult) for _ in range(3)]
+
+    assert [(r.command_id, r.outcome) for r in outcomes] == [
+        (bad.command_id, CommandOutcome.CALL_ERROR),
+        (odd.command_id, CommandOutcome.NOT_SUPPORTED),
+        (good.command_id, CommandOutcome.ANSWERED),
+    ]
+    assert outcomes[0].error is not None and "Off" in outcomes[0].error
+
+
+async def test_an_unanswered_command_times_out(
+    gateways: Gateways, sg: StandInSG, results: Inbox
+) -> None:
+    settings = await gateways.start(call_timeout_s=0.3)
+
+    async with raw_socket(settings, "CP-1") as ws:
+        sent = await sg.command("CP-1", OcppCall(action="ClearCache", payload={}))
+        await recv(ws)
+
+        result = await results.next(CommandResult)
+
+    assert (result.command_id, result.outcome) == (
+        sent.command_id,
+        CommandOutcome.TIMEOUT,
+    )
+
+
+async def test_a_disconnect_ends_the_command_in_flight_and_the_queued_ones(
+    gateway: Settings, sg: StandInSG, results: Inbox, events: Inbox
+) -> None:
+    async with raw_socket(gateway, "CP-1") as ws:
+        in_flight = await sg.command("CP-1", OcppCall(action="ClearCache", payload={}))
+        queued = await sg.command("CP-1", OcppCall(action="ClearCache", payload={}))
+        await recv(ws)
+
+    first = await results.next(CommandResult)
+    second = await results.next(CommandResult)
+    gone = await events.next_event("disconnected")
+
+    assert [(r.command_id, r.outcome) for r in (first, second)] == [
+        (in_flight.command_id, CommandOutcome.DISCONNECTED),
+        (queued.command_id, CommandOutcome.DISCONNECTED),
+    ]
+    assert gone.charger_id == "CP-1"
+    assert gone.event.model_dump() == {"kind": "disconnected", "close_code": 1000}
+
+
+async def test_a_command_for_a_charger_nobody_holds_is_offline(
+    gateway: Settings, sg: StandInSG
+) -> None:
+    with pytest.raises(ChargerOffline):
+        await sg.command("CP-nobody", RemoteStart(connector_id=1, id_token="TAG-1"))
+
+
+async def test_a_command_after_the_charger_left_is_offline(
+    gateway: Settings, sg: StandInSG, events: Inbox
+) -> None:
+    async with raw_socket(gateway, "CP-1"):
+        pass
+    await events.next_event("disconnected")  # published after the unbind
+
+    with pytest.raises(ChargerOffline):
+        await sg.command("CP-1", RemoteStart(connector_id=1, id_token="TAG-1"))
+
+
+# -- socket lifetime -------------------------------------------------------------
+
+
+async def test_an_oversized_frame_closes_with_1009(
+    gateways: Gateways,
+) -> None:
+    settings = await gateways.start(max_frame_bytes=1024)
+
+    async with raw_socket(settings, "CP-1") as ws:
+        await ws.send(json.dumps([2, "big", "DataTransfer", {"vendorId": "x" * 2000}]))
+        async with asyncio.timeout(WAIT_S):
+            await ws.wait_closed()
+
+    assert ws.close_code == 1009
+
+
+async def test_the_newest_connection_wins(
+    gateway: Settings, sg: StandInSG, results: Inbox
+) -> None:
+    async with charger(gateway, "CP-1") as older, charger(gateway, "CP-1") as newer:
+        async with asyncio.timeout(WAIT_S):
+            await older.ws.wait_closed()
+        assert older.ws.close_code == 1000
+
+        sent = await sg.command("CP-1", RemoteStart(connector_id=2, id_token="T"))
+        async with asyncio.timeout(WAIT_S):
+            started = await newer.remote_starts.get()
+        result = await results.next(CommandResult)
+
+    assert started == {"id_tag": "T", "connector_id": 2}
+    assert older.remote_starts.empty()
+    assert (result.command_id, result.outcome) == (
+        sent.command_id,
+        CommandOutcome.ANSWERED,
+    )
+
+
+async def test_shutdown_closes_sockets_with_1001(
+    gateways: Gateways, events: Inbox
+) -> None:
+    settings = await gateways.start()
+
+    async with raw_socket(settings, "CP-1") as ws:
+        gateways.stop(settings)
+        async with asyncio.timeout(WAIT_S):
+            await ws.wait_closed()
+
+    assert ws.close_code == 1001
+    gone = await events.next_event("disconnected")
+    assert gone.event.model_dump() == {"kind": "disconnected", "close_code": 1001}
