@@ -1,0 +1,234 @@
+"""``moovolt up``: the whole stack on one machine, in the foreground.
+
+Order: database (create, migrate, demo seed), Temporal (the dev server, or a
+server that already answers), then the gateway, the worker and the API as
+child processes. SIGINT or SIGTERM stops the children (SIGTERM, then SIGKILL
+after a grace period) and then Temporal; a child that dies takes the rest
+down and makes ``up`` exit non-zero.
+"""
+
+import asyncio
+import logging
+import signal
+import sys
+from dataclasses import dataclass, field
+
+from moovolt.demo import DemoSeed, is_empty, seed
+from moovolt.logs import setup_logging
+from moovolt.settings import Settings
+from store.db import make_engine, make_sessionmaker
+from store.migrate import ensure_database, upgrade_async
+from temporal.client import connect
+from temporal.devserver import DevServer, DevServerConfig, split_address
+from temporal.search_attributes import ensure_search_attributes
+
+logger = logging.getLogger(__name__)
+
+ROLES = ("gateway", "worker", "api")
+GRACE_S = 10.0
+READY_TIMEOUT_S = 60.0
+
+
+@dataclass
+class Child:
+    """A process of the stack, run as ``python -m moovolt.cli <role>``."""
+
+    role: str
+    process: asyncio.subprocess.Process | None = field(default=None)
+
+    async def start(self) -> None:
+        # Own process group: Ctrl-C reaches `up` only, which stops us in order.
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "moovolt.cli",
+            self.role,
+            stdin=asyncio.subprocess.DEVNULL,
+            process_group=0,
+        )
+        logger.info("started %s (pid %d)", self.role, self.process.pid)
+
+    async def wait(self) -> int:
+        assert self.process is not None
+        return await self.process.wait()
+
+
+async def _prepare_database(settings: Settings, *, demo: bool) -> DemoSeed | None:
+    await ensure_database(settings.database_url)
+    await upgrade_async(settings.database_url)
+    if not demo:
+        return None
+
+    engine = make_engine(settings.database_url, pool_size=1)
+    try:
+        async with make_sessionmaker(engine)() as db:
+            return await seed(db) if await is_empty(db) else None
+    finally:
+        await engine.dispose()
+
+
+async def _start_temporal(settings: Settings) -> DevServer | None:
+    """Use a Temporal server that already answers, else start the dev server."""
+    try:
+        client = await asyncio.wait_for(connect(settings), 3)
+    except (RuntimeError, TimeoutError):
+        dev = DevServer(DevServerConfig.from_settings(settings))
+        await dev.start(settings, timeout_s=READY_TIMEOUT_S)
+        return dev
+
+    logger.info("using the Temporal server at %s", settings.temporal_address)
+    await ensure_search_attributes(client, settings.temporal_namespace)
+    return None
+
+
+async def _port_open(host: str, port: int) -> bool:
+    try:
+        _, writer = await asyncio.open_connection(host, port)
+    except OSError:
+        return False
+    writer.close()
+    await writer.wait_closed()
+    return True
+
+
+async def _wait_listening(settings: Settings, children: list[Child]) -> bool:
+    """Wait until the gateway and the API accept connections.
+
+    Returns:
+        False if a child exited first; True otherwise, also after a timeout
+        (logged), so that a slow start still gets the banner.
+    """
+    ports = [settings.gateway_port, settings.api_port]
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + READY_TIMEOUT_S
+    while loop.time() < deadline:
+        if any(c.process and c.process.returncode is not None for c in children):
+            return False
+        results = [await _port_open("127.0.0.1", port) for port in ports]
+        if all(results):
+            return True
+        await asyncio.sleep(0.3)
+    logger.warning("gateway or API not listening after %.0f s", READY_TIMEOUT_S)
+    return True
+
+
+async def _stop_children(children: list[Child]) -> None:
+    running = [c for c in children if c.process and c.process.returncode is None]
+    for child in running:
+        assert child.process is not None
+        child.process.terminate()
+    if not running:
+        return
+
+    _, pending = await asyncio.wait(
+        [asyncio.ensure_future(c.wait()) for c in running], timeout=GRACE_S
+    )
+    for child in running:
+        assert child.process is not None
+        if child.process.returncode is None:
+            logger.warning("%s ignored SIGTERM; killing it", child.role)
+            child.process.kill()
+    if pending:
+        await asyncio.wait(pending)
+
+
+async def run_stack(settings: Settings, *, demo: bool) -> int:
+    """Run the stack until a signal (exit 0) or a dying process (exit 1)."""
+    seeded = await _prepare_database(settings, demo=demo)
+    dev = await _start_temporal(settings)
+    children = [Child(role) for role in ROLES]
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+
+    status = 0
+    try:
+        for child in children:
+            await child.start()
+        if await _wait_listening(settings, children):
+            print_banner(settings, seeded, demo=demo)
+        elif seeded is not None:
+            # The token is shown once; do not lose it to a failed start.
+            print_demo(settings, seeded)
+
+        watched = {asyncio.ensure_future(c.wait()): c.role for c in children}
+        if dev is not None and dev.process is not None:
+            watched[asyncio.ensure_future(dev.process.wait())] = "temporal"
+        stopping = asyncio.ensure_future(stop.wait())
+        done, _ = await asyncio.wait(
+            [stopping, *watched], return_when=asyncio.FIRST_COMPLETED
+        )
+        for task in done:
+            if task in watched:
+                logger.error(
+                    "%s exited with %s; stopping", watched[task], task.result()
+                )
+                status = 1
+        if status == 0:
+            logger.info("stopping")
+        stopping.cancel()
+        for task in watched:
+            task.cancel()
+    finally:
+        await _stop_children(children)
+        if dev is not None:
+            await dev.stop(grace_s=GRACE_S)
+    return status
+
+
+def run_up(settings: Settings, *, demo: bool) -> int:
+    """Run ``moovolt up``; returns the exit status."""
+    setup_logging(settings.log_level, "up")
+    return asyncio.run(run_stack(settings, demo=demo))
+
+
+def print_demo(settings: Settings, seeded: DemoSeed) -> None:
+    """Print what the demo seed added and the admin's API token."""
+    print(f"demo chargers added: {', '.join(seeded.chargers) or 'none'}")
+    print(f"demo id tokens added: {', '.join(seeded.id_tokens) or 'none'}")
+    print(f"API token of {seeded.admin} (admin), shown once:")
+    print(f"  {seeded.token}")
+
+
+def print_banner(settings: Settings, seeded: DemoSeed | None, *, demo: bool) -> None:
+    """Print where everything is and how to try it."""
+    api = f"http://localhost:{settings.api_port}"
+    gateway = f"ws://localhost:{settings.gateway_port}{settings.gateway_path}"
+    host, port = split_address(settings.temporal_address)
+    token = seeded.token if seeded else "<your API token>"
+    lines = [
+        "",
+        "moov.olt is up. Ctrl-C stops everything.",
+        "",
+        f"  OCPP gateway   {gateway}<charger id>   (OCPP 1.6: {gateway}demo-1)",
+        f"  API            {api}/api/v1   (docs: {api}/docs)",
+        f"  dashboard      {api}/",
+        f"  Temporal       {host}:{port}, UI {settings.temporal_ui_url}",
+        "",
+    ]
+    if seeded is not None:
+        lines += [
+            "  Demo network: chargers demo-1..3 (no password), id tokens "
+            "DEMO-TAG-1..3,",
+            "  tariff 0.35 EUR/kWh + 0.05 EUR/min + 0.50 EUR/session, VAT 21 %.",
+            f"  Admin API token (shown once): {seeded.token}",
+            "",
+        ]
+    elif demo:
+        lines += [
+            "  The database already had data, so nothing was seeded. Get a token:",
+            "    .venv/bin/moovolt operator token demo-admin",
+            "",
+        ]
+    lines += [
+        "  Try it (after connecting a charger simulator as demo-1):",
+        f"    curl -H 'Authorization: Bearer {token}' {api}/api/v1/chargers",
+        f"    curl -X POST -H 'Authorization: Bearer {token}' \\",
+        "         -H 'Content-Type: application/json' \\",
+        '         -d \'{"connector_id": 1, "id_token": "DEMO-TAG-1"}\' \\',
+        f"         {api}/api/v1/chargers/demo-1/remote-start",
+        "",
+    ]
+    print("\n".join(lines), flush=True)
