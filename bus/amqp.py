@@ -53,18 +53,34 @@ class BusClient:
             publisher_confirms=True, on_return_raises=True
         )
         await self._channel.set_qos(prefetch_count=self.prefetch)
+        await self._channel.declare_queue(
+            self.topology.dead_letters, durable=True, arguments=QUORUM
+        )
         for name in (
             self.topology.decisions,
             self.topology.events,
             self.topology.results,
         ):
-            await self._channel.declare_queue(name, durable=True, arguments=QUORUM)
+            await self._channel.declare_queue(
+                name, durable=True, arguments=self.queue_arguments(name)
+            )
         self._commands = await self._channel.declare_exchange(
             self.topology.commands_exchange,
             aio_pika.ExchangeType.DIRECT,
             durable=True,
         )
         logger.info("connected to RabbitMQ, prefix %s", self.topology.prefix)
+
+    def queue_arguments(self, name: str) -> FieldTable:
+        """Return the arguments every declaration of queue ``name`` must use."""
+        if name == self.topology.events:
+            # A rejected event goes to the dead letters, never away.
+            return {
+                **QUORUM,
+                "x-dead-letter-exchange": "",
+                "x-dead-letter-routing-key": self.topology.dead_letters,
+            }
+        return QUORUM
 
     async def close(self) -> None:
         if self._connection is not None:

@@ -41,6 +41,7 @@ class Topology:
     * ``decisions``: charger requests that need an answer (RPC).
     * ``events``: fire-and-forget charger events (status, meter values, ...).
     * ``results``: chargers' answers to commands, for the SG.
+    * ``dead_letters``: events the SG could not store, kept for a person.
     * ``commands`` exchange: SG commands routed by ``charger.<id>``; a gateway
       binds that key to its own queue while it holds the charger's socket.
     """
@@ -50,6 +51,7 @@ class Topology:
         self.decisions = f"{prefix}.sg.decisions"
         self.events = f"{prefix}.sg.events"
         self.results = f"{prefix}.sg.command-results"
+        self.dead_letters = f"{prefix}.sg.dead-letters"
         self.commands_exchange = f"{prefix}.commands"
 
     def gateway_commands(self, gateway_id: str) -> str:

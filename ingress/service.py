@@ -6,6 +6,7 @@ import logging
 
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 from pydantic import ValidationError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client
@@ -61,7 +62,11 @@ class Ingress:
             )
         ).consume(self._on_decision)
         await (
-            await events.declare_queue(topology.events, durable=True, arguments=QUORUM)
+            await events.declare_queue(
+                topology.events,
+                durable=True,
+                arguments=self.bus.queue_arguments(topology.events),
+            )
         ).consume(self._on_event)
         logger.info("ingress consuming %s and %s", topology.decisions, topology.events)
         await self._flush_forever()
@@ -156,27 +161,65 @@ class Ingress:
     async def _flush(
         self, taken: list[tuple[AbstractIncomingMessage, EventEnvelope]]
     ) -> bool:
-        """Write one batch; on failure give every message back to the broker."""
-        batch = Batch()
-        for _, envelope in taken:
-            batch.add(envelope)
+        """Write one batch; return False if the database could not be reached.
+
+        A batch the database refuses for its content is written again event by
+        event, so that one bad event goes to the dead letters alone.
+        """
         try:
-            async with self.db() as db:
-                await batch.write(db)
-                await db.commit()
-        except Exception as exc:
-            logger.warning("storing %d events failed, requeued: %s", len(taken), exc)
-            logger.debug("storing events failed", exc_info=True)
-            for message, _ in taken:
-                await message.nack(requeue=True)
-            return False
+            await self._write([envelope for _, envelope in taken])
+        except DBAPIError as exc:
+            if _transient(exc):
+                logger.warning(
+                    "storing %d events failed, requeued: %s", len(taken), exc
+                )
+                for message, _ in taken:
+                    await message.nack(requeue=True)
+                return False
+            await self._write_one_by_one(taken)
+            return True
 
         for message, _ in taken:
             await message.ack()
-        await self._signal_progress(batch)
+        await self._signal_progress(taken)
         return True
 
-    async def _signal_progress(self, batch: Batch) -> None:
+    async def _write(self, envelopes: list[EventEnvelope]) -> None:
+        batch = Batch()
+        for envelope in envelopes:
+            batch.add(envelope)
+        async with self.db() as db:
+            await batch.write(db)
+            await db.commit()
+
+    async def _write_one_by_one(
+        self, taken: list[tuple[AbstractIncomingMessage, EventEnvelope]]
+    ) -> None:
+        for message, envelope in taken:
+            try:
+                await self._write([envelope])
+            except Exception as exc:
+                if _transient(exc):
+                    await message.nack(requeue=True)
+                    continue
+                logger.error(
+                    "event %s of %s cannot be stored, dead-lettered: %s",
+                    envelope.event.kind,
+                    envelope.charger_id,
+                    exc,
+                    extra={"charger_id": envelope.charger_id},
+                )
+                await message.reject(requeue=False)
+                continue
+            await message.ack()
+        await self._signal_progress(taken)
+
+    async def _signal_progress(
+        self, taken: list[tuple[AbstractIncomingMessage, EventEnvelope]]
+    ) -> None:
+        batch = Batch()
+        for _, envelope in taken:
+            batch.add(envelope)
         due = [(k, p) for k, p in batch.progress.items() if self.throttle.due(k)]
         await asyncio.gather(*(self._signal(key, p) for key, p in due))
 
@@ -187,6 +230,15 @@ class Ingress:
         except RPCError as exc:
             # The session may be over or unknown; its samples are stored anyway.
             logger.debug("meter progress for %s not signalled: %s", key, exc)
+
+
+def _transient(exc: Exception) -> bool:
+    """Tell a database that is away from one that refuses the data."""
+    if not isinstance(exc, DBAPIError):
+        return True  # not an answer from the database: it may come back
+    return exc.connection_invalidated or isinstance(
+        exc, OperationalError | InterfaceError
+    )
 
 
 def _grow(backoff: float) -> float:

@@ -92,7 +92,9 @@ class TestCharger(ChargePoint):  # type: ignore[misc]
     async def authorize(self, id_tag: str) -> Any:
         return await self.call(call.Authorize(id_tag=id_tag))
 
-    async def start(self, connector_id: int, id_tag: str, at: datetime) -> Any:
+    async def start_transaction(
+        self, connector_id: int, id_tag: str, at: datetime
+    ) -> Any:
         result = await self.send(
             call.StartTransaction(
                 connector_id=connector_id,
@@ -114,7 +116,7 @@ class TestCharger(ChargePoint):  # type: ignore[misc]
             )
         )
 
-    async def stop(
+    async def stop_transaction(
         self, transaction_id: int, at: datetime, reason: str = "Local"
     ) -> Any:
         return await self.send(
@@ -141,7 +143,7 @@ class TestCharger(ChargePoint):  # type: ignore[misc]
 
     async def _start_after_remote(self, connector_id: int, id_tag: str) -> None:
         await asyncio.sleep(0.1)  # a charger answers before it acts
-        result = await self.start(connector_id, id_tag, datetime.now(UTC))
+        result = await self.start_transaction(connector_id, id_tag, datetime.now(UTC))
         await self.remote_started.put(result.transaction_id)
 
     @on(Action.remote_stop_transaction)
@@ -155,7 +157,7 @@ class TestCharger(ChargePoint):  # type: ignore[misc]
 
     async def _stop_after_remote(self, transaction_id: int) -> None:
         await asyncio.sleep(0.1)
-        await self.stop(transaction_id, datetime.now(UTC), reason="Remote")
+        await self.stop_transaction(transaction_id, datetime.now(UTC), reason="Remote")
         await self.remote_stopped.put(transaction_id)
 
     def _spawn(self, coro: Any) -> None:

@@ -3,6 +3,7 @@
 import hashlib
 import secrets
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -40,11 +41,11 @@ async def _seed(stack: Stack) -> None:
         ("TAG-OK", "Accepted", None),
         ("TAG-OK-2", "Accepted", None),
         ("TAG-BLOCKED", "Blocked", None),
-        ("TAG-EXPIRED", "Accepted", "2020-01-01T00:00:00Z"),
+        ("TAG-EXPIRED", "Accepted", datetime(2020, 1, 1, tzinfo=UTC)),
     ):
         await stack.sql(
             "INSERT INTO id_token (token, status, expires_at, owner, created_at)"
-            " VALUES ($1, $2, $3::timestamptz, 'driver', now())",
+            " VALUES ($1, $2, $3, 'driver', now())",
             token,
             status,
             expires,
