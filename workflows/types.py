@@ -48,6 +48,7 @@ class SessionState(StrEnum):
     SILENT = "Silent"  # no meter value nor message for too long
     STOPPED = "Stopped"
     BILLED = "Billed"
+    PAYMENT_DECLINED = "PaymentDeclined"  # CDR written, the provider refused
 
 
 class _Model(BaseModel):
@@ -63,7 +64,8 @@ class SessionTimeouts(_Model):
 class SessionInput(_Model):
     """Input of ``ChargeSession``: one per transaction.
 
-    ``carried`` is set only when the workflow continues as new.
+    ``carried`` is set only when the workflow continues as new, which it does
+    once its history passes ``max_history_events`` (or Temporal suggests it).
     """
 
     session_id: int
@@ -75,6 +77,7 @@ class SessionInput(_Model):
     tariff: TariffSnapshot
     timeouts: SessionTimeouts
     carried: "SessionProgress | None" = None
+    max_history_events: int = 2000
 
 
 class TransactionStartedInput(_Model):
@@ -116,13 +119,16 @@ class SessionProgress(_Model):
     remote_start: CommandResult | None = None
     connector_id: int | None = None
     meter_start_wh: Decimal | None = None
-    started_at: datetime | None = None
+    started_at: datetime | None = None  # the charger's clock
+    opened_at: datetime | None = None  # the workflow's clock, for time limits
     last_register_wh: Decimal | None = None
-    last_activity_at: datetime | None = None
+    last_sample_at: datetime | None = None  # newest sample seen (charger's clock)
+    last_activity_at: datetime | None = None  # when the SG last heard (workflow)
     meter_stop_wh: Decimal | None = None
     stopped_at: datetime | None = None
     stop_reason: str | None = None
     cdr_id: str | None = None
+    payment_status: str | None = None
 
 
 class SessionView(_Model):
