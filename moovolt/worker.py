@@ -3,16 +3,16 @@
 import asyncio
 import logging
 
-from activities.results import CommandResultListener
-from temporal.worker import build_worker
 from temporalio.client import Client
 
+from activities.results import CommandResultListener
 from bus.amqp import BusClient
 from bus.contract import Topology
 from ingress.service import Ingress
 from moovolt.settings import Settings
 from store.db import make_engine, make_sessionmaker
 from temporal.client import connect
+from temporal.worker import build_worker
 
 logger = logging.getLogger(__name__)
 

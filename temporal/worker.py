@@ -1,5 +1,7 @@
 """The SG's Temporal worker: session workflows and their activities."""
 
+from datetime import timedelta
+
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client
@@ -11,6 +13,8 @@ from billing.payments import LedgerProvider
 from bus.amqp import BusClient
 from moovolt.settings import Settings
 from workflows.session import ChargeSession
+
+STICKY_TIMEOUT = timedelta(seconds=3)
 
 
 def build_worker(
@@ -46,4 +50,8 @@ def build_worker(
             sessions.take_payment,
             commands.send_command,
         ],
+        # After a worker dies, its sessions' next tasks wait this long for it
+        # before any other worker takes them; the SDK default is 10 s, as long
+        # as a charger waits for a decision.
+        sticky_queue_schedule_to_start_timeout=STICKY_TIMEOUT,
     )
