@@ -83,11 +83,16 @@ class RegistrationStatus(StrEnum):
 
 
 class IdTokenInfo(_Model):
-    """The CSMS's verdict on an id token."""
+    """The CSMS's verdict on an id token.
+
+    ``cache_expiry_date`` tells a 2.0.1 charger how long it may keep the
+    verdict in its authorization cache (1.6 uses ``expiry_date`` for both).
+    """
 
     status: AuthorizationStatus
     expiry_date: datetime | None = None
     parent_id_token: str | None = None
+    cache_expiry_date: datetime | None = None
 
 
 class MeterSample(_Model):
@@ -145,29 +150,81 @@ class AuthorizeRequest(_Model):
 
     kind: Literal["authorize"] = "authorize"
     id_token: str
+    id_token_type: str | None = Field(
+        default=None,
+        description="2.0.1 IdTokenEnumType (ISO14443, Central, NoAuthorization, "
+        "...); None for 1.6, whose idTag has no type.",
+    )
 
 
-class TransactionStarted(_Model):
-    """The charger started a transaction (RPC: ``StartDecision``)."""
+class _TransactionFacts(_Model):
+    """What 2.0.1's TransactionEvent adds to every transaction event.
+
+    1.6 leaves these at their defaults. ``seq_no`` orders a charger's events
+    of one transaction; ``offline`` marks events queued while disconnected.
+    """
+
+    seq_no: int | None = None
+    offline: bool = False
+    trigger_reason: str | None = None
+    id_token_type: str | None = None
+    samples: tuple[MeterSample, ...] = ()
+
+
+class TransactionStarted(_TransactionFacts):
+    """The charger started a transaction (RPC: ``StartDecision``).
+
+    ``connector_id`` is the 1.6 connector, which is the 2.0.1 EVSE id;
+    ``evse_connector_id`` is 2.0.1's connector within that EVSE.
+    ``transaction_id`` is None in 1.6 (the CSMS hands one out) and the
+    charger's own id in 2.0.1. A 2.0.1 transaction may start before any id
+    token is presented, and its meter start is the Transaction.Begin register
+    when the charger sends one.
+    """
 
     kind: Literal["transaction_started"] = "transaction_started"
     connector_id: int
-    id_token: str
-    meter_start_wh: Decimal
+    id_token: str | None
+    meter_start_wh: Decimal | None
     timestamp: datetime
     reservation_id: int | None = None
+    transaction_id: str | None = None
+    remote_start_id: int | None = None
+    evse_connector_id: int | None = None
 
 
-class TransactionEnded(_Model):
-    """The charger stopped a transaction (RPC: ``StopDecision``)."""
+class TransactionUpdated(_TransactionFacts):
+    """2.0.1 TransactionEvent Updated (RPC: ``TransactionDecision``).
+
+    Carries meter values, a change of charging state, or an id token
+    presented after the transaction started (triggerReason Authorized).
+    """
+
+    kind: Literal["transaction_updated"] = "transaction_updated"
+    transaction_id: str
+    timestamp: datetime
+    connector_id: int | None = None
+    evse_connector_id: int | None = None
+    id_token: str | None = None
+    charging_state: str | None = None
+    remote_start_id: int | None = None
+
+
+class TransactionEnded(_TransactionFacts):
+    """The charger stopped a transaction (RPC: ``StopDecision``).
+
+    ``meter_stop_wh`` is None when a 2.0.1 charger sends no
+    Transaction.End register; the SG then uses the last one stored.
+    """
 
     kind: Literal["transaction_ended"] = "transaction_ended"
     transaction_id: str
-    meter_stop_wh: Decimal
+    meter_stop_wh: Decimal | None
     timestamp: datetime
     id_token: str | None = None
     reason: str | None = None
-    samples: tuple[MeterSample, ...] = ()
+    connector_id: int | None = None
+    evse_connector_id: int | None = None
 
 
 class MeterReadings(_Model):
@@ -180,10 +237,17 @@ class MeterReadings(_Model):
 
 
 class StatusChanged(_Model):
-    """StatusNotification (fire-and-forget)."""
+    """StatusNotification (fire-and-forget).
+
+    ``connector_id`` is the 1.6 connector (0 = the charger) or the 2.0.1 EVSE;
+    ``evse_connector_id`` is the 2.0.1 connector within the EVSE. 2.0.1
+    connector statuses (Available, Occupied, Reserved, Unavailable, Faulted)
+    travel as they are.
+    """
 
     kind: Literal["status"] = "status"
     connector_id: int
+    evse_connector_id: int | None = None
     status: str
     error_code: str = "NoError"
     info: str | None = None
@@ -216,6 +280,7 @@ Event = Annotated[
     | BootRequest
     | AuthorizeRequest
     | TransactionStarted
+    | TransactionUpdated
     | TransactionEnded
     | MeterReadings
     | StatusChanged
@@ -259,14 +324,26 @@ class AuthorizeDecision(_Model):
 
 
 class StartDecision(_Model):
+    """``id_token_info`` is None only for a 2.0.1 start without an id token."""
+
     kind: Literal["start"] = "start"
     transaction_id: str
-    id_token_info: IdTokenInfo
+    id_token_info: IdTokenInfo | None
+    total_cost: Decimal | None = None
+
+
+class TransactionDecision(_Model):
+    """Answer to ``TransactionUpdated``; ``total_cost`` is the running cost."""
+
+    kind: Literal["transaction"] = "transaction"
+    id_token_info: IdTokenInfo | None = None
+    total_cost: Decimal | None = None
 
 
 class StopDecision(_Model):
     kind: Literal["stop"] = "stop"
     id_token_info: IdTokenInfo | None = None
+    total_cost: Decimal | None = None
 
 
 class OcppReply(_Model):
@@ -287,6 +364,7 @@ Decision = Annotated[
     | BootDecision
     | AuthorizeDecision
     | StartDecision
+    | TransactionDecision
     | StopDecision
     | OcppReply
     | DecisionError,
@@ -303,10 +381,18 @@ class DecisionEnvelope(_Model):
 
 
 class RemoteStart(_Model):
+    """1.6 RemoteStartTransaction / 2.0.1 RequestStartTransaction.
+
+    ``connector_id`` is the 2.0.1 evseId. ``remote_start_id`` comes back in
+    2.0.1's TransactionEvent, which ties the charger's transaction to the
+    session that asked for it; the SG sets it to the session id.
+    """
+
     kind: Literal["remote_start"] = "remote_start"
     connector_id: int | None
     id_token: str
     remote_start_id: int | None = None
+    id_token_type: str = "Central"
 
 
 class RemoteStop(_Model):

@@ -193,7 +193,11 @@ class Decider:
             )
             if SessionState(row.state) in _CLOSED:
                 # A repeat of a start whose session is already over.
-                info = await check_id_token(db, event.id_token, utcnow())
+                info = (
+                    await check_id_token(db, event.id_token, utcnow())
+                    if event.id_token
+                    else None
+                )
                 assert row.transaction_id is not None
                 return StartDecision(
                     transaction_id=row.transaction_id, id_token_info=info

@@ -24,11 +24,17 @@ FREE = TariffSnapshot(name="free", currency="EUR")
 
 
 def start_key(event: TransactionStarted) -> str:
-    """Identify a StartTransaction by what a repeat of it carries unchanged."""
+    """Identify a start by what a repeat of it carries unchanged.
+
+    A 2.0.1 charger names its transactions itself; a 1.6 start is known by
+    its connector, id tag, timestamp and meter start.
+    """
+    if event.transaction_id is not None:
+        return f"tx:{event.transaction_id}"[:64]
     raw = "|".join(
         (
             str(event.connector_id),
-            event.id_token,
+            event.id_token or "",
             event.timestamp.isoformat(),
             str(event.meter_start_wh),
         )

@@ -228,6 +228,9 @@ def start_transaction_response(decision: Decision) -> Payload:
         raise UnexpectedDecision(
             f"transaction id {start.transaction_id!r} is not a 1.6 integer"
         ) from None
+    if start.id_token_info is None:
+        # 1.6 starts always carry an idTag, so the SG always judges it.
+        raise UnexpectedDecision("StartTransaction answered without idTagInfo")
     return {
         "transactionId": transaction_id,
         "idTagInfo": id_tag_info(start.id_token_info),
