@@ -53,14 +53,7 @@ class BusClient:
             publisher_confirms=True, on_return_raises=True
         )
         await self._channel.set_qos(prefetch_count=self.prefetch)
-        await self._channel.declare_queue(
-            self.topology.dead_letters, durable=True, arguments=QUORUM
-        )
-        for name in (
-            self.topology.decisions,
-            self.topology.events,
-            self.topology.results,
-        ):
+        for name in self.topology.durable_queues:
             await self._channel.declare_queue(
                 name, durable=True, arguments=self.queue_arguments(name)
             )

@@ -54,6 +54,11 @@ class Topology:
         self.dead_letters = f"{prefix}.sg.dead-letters"
         self.commands_exchange = f"{prefix}.commands"
 
+    @property
+    def durable_queues(self) -> tuple[str, ...]:
+        """Every queue that outlives its consumers, dead letters first."""
+        return (self.dead_letters, self.decisions, self.events, self.results)
+
     def gateway_commands(self, gateway_id: str) -> str:
         return f"{self.prefix}.gateway.{gateway_id}.commands"
 

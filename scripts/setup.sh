@@ -147,20 +147,55 @@ ensure_postgres() {
 
 # -- RabbitMQ ------------------------------------------------------------------
 
+# Answer 0 when the broker completes an AMQP handshake: an open port is not
+# enough, a broker stuck while recovering its queues accepts TCP and no more.
+amqp_ok() {
+  timeout 30 .venv/bin/python - "$AMQP_URL" <<'PY' >/dev/null 2>&1
+import asyncio, sys
+import aio_pika
+
+async def probe() -> None:
+    connection = await asyncio.wait_for(aio_pika.connect(sys.argv[1]), 20)
+    await connection.close()
+
+asyncio.run(probe())
+PY
+}
+
+wait_amqp() {
+  for _ in $(seq "${1:-120}"); do
+    amqp_ok && return 0
+    sleep 1
+  done
+  return 1
+}
+
+start_rabbitmq() {
+  $SUDO rabbitmq-server -detached >/dev/null 2>&1 \
+    || $SUDO service rabbitmq-server start >/dev/null 2>&1 || true
+}
+
 ensure_rabbitmq() {
   if ! is_local "$AMQP_URL"; then
     log "RabbitMQ is remote: not managed here"
     return
   fi
   if port_open 127.0.0.1 5672; then
-    log "RabbitMQ answers"
-    return
+    if wait_amqp 60; then
+      log "RabbitMQ answers"
+      return
+    fi
+    log "RabbitMQ accepts connections but does not speak AMQP: restarting it"
+    timeout 60 $SUDO rabbitmqctl stop >/dev/null 2>&1 \
+      || $SUDO pkill -9 -f 'beam.smp.*rabbit' || true
+    sleep 2
+  else
+    command -v rabbitmq-server >/dev/null 2>&1 || apt_install rabbitmq-server
+    log "starting RabbitMQ"
   fi
-  command -v rabbitmq-server >/dev/null 2>&1 || apt_install rabbitmq-server
-  log "starting RabbitMQ"
-  $SUDO rabbitmq-server -detached >/dev/null 2>&1 \
-    || $SUDO service rabbitmq-server start >/dev/null 2>&1 || true
+  start_rabbitmq
   wait_port 127.0.0.1 5672 RabbitMQ 120
+  wait_amqp 180 || die "RabbitMQ does not complete an AMQP handshake"
   log "RabbitMQ answers"
 }
 

@@ -9,6 +9,7 @@ and start it again.
 
 import asyncio
 import contextlib
+import ctypes
 import os
 import signal
 import subprocess
@@ -31,6 +32,13 @@ from workflows.types import CHARGER_ID, ID_TOKEN, SESSION_STATE
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 READY_TIMEOUT_S = 60.0
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """Have the kernel kill the child if the test run dies without teardown."""
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 class Process:
@@ -51,6 +59,7 @@ class Process:
             cwd=ROOT,
             stdout=log,
             stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent,
         )
         log.close()
 
@@ -206,7 +215,7 @@ async def _delete_bus(prefix: str) -> None:
     connection = await aio_pika.connect("amqp://guest:guest@127.0.0.1:5672/")
     async with connection:
         channel = await connection.channel()
-        for queue in (topology.decisions, topology.events, topology.results):
+        for queue in topology.durable_queues:
             with contextlib.suppress(Exception):
                 await channel.queue_delete(queue)
         with contextlib.suppress(Exception):

@@ -363,7 +363,7 @@ async def bus() -> AsyncIterator[BusClient]:
     await client.open()
     yield client
     topology = client.topology
-    for queue in (topology.decisions, topology.events, topology.results):
+    for queue in topology.durable_queues:
         await client.channel.queue_delete(queue)
     await client.channel.exchange_delete(topology.commands_exchange)
     await client.close()

@@ -227,7 +227,7 @@ async def topology() -> AsyncIterator[Topology]:
     connection = await aio_pika.connect(AMQP_URL)
     async with connection:
         channel = await connection.channel()
-        for queue in (names.decisions, names.events, names.results):
+        for queue in names.durable_queues:
             await channel.queue_delete(queue)
         await channel.exchange_delete(names.commands_exchange)
 
@@ -670,6 +670,7 @@ async def test_status_notification_is_on_the_queue_before_it_is_answered(
     assert envelope.event.model_dump() == {
         "kind": "status",
         "connector_id": 1,
+        "evse_connector_id": None,
         "status": "Charging",
         "error_code": "NoError",
         "info": None,
