@@ -5,7 +5,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -17,6 +17,10 @@ from moovolt.settings import Settings
 from store.models import Operator
 
 logger = logging.getLogger(__name__)
+
+# Pagination of every list.
+Limit = Annotated[int, Query(ge=1, le=500)]
+Offset = Annotated[int, Query(ge=0)]
 
 # A token's last use is recorded at most this often, not on every request.
 LAST_USED_RESOLUTION = timedelta(minutes=1)

@@ -16,8 +16,6 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client, WithStartWorkflowOperation
 from temporalio.common import (
-    SearchAttributePair,
-    TypedSearchAttributes,
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
@@ -44,19 +42,17 @@ from bus.contract import (
 )
 from ingress.events import insert_meter_values, meter_rows
 from moovolt.settings import Settings
-from store.models import Charger, Session, UnmatchedStop
+from store.models import Charger, UnmatchedStop
 from store.sessions import find_session, open_charger_session, session_input
 from store.tokens import check_id_token
 from workflows.types import (
     CHARGE_SESSION,
-    CHARGER_ID,
-    ID_TOKEN,
-    SESSION_STATE,
     TRANSACTION_ENDED,
     TRANSACTION_STARTED,
     SessionState,
     TransactionEndedInput,
     TransactionStartedInput,
+    session_search_attributes,
 )
 
 logger = logging.getLogger(__name__)
@@ -212,7 +208,9 @@ class Decider:
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             # A finished session must never be started again by a late repeat.
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            search_attributes=_search_attributes(row),
+            search_attributes=session_search_attributes(
+                row.charger_id, row.id_token, row.state
+            ),
         )
         verdict: IdTokenInfo = await self.temporal.execute_update_with_start_workflow(
             TRANSACTION_STARTED,
@@ -302,13 +300,3 @@ class Decider:
         return DecisionError(
             code="NotImplemented", description=f"{event.action} is not supported"
         )
-
-
-def _search_attributes(row: Session) -> TypedSearchAttributes:
-    return TypedSearchAttributes(
-        [
-            SearchAttributePair(CHARGER_ID, row.charger_id),
-            SearchAttributePair(ID_TOKEN, row.id_token),
-            SearchAttributePair(SESSION_STATE, row.state),
-        ]
-    )

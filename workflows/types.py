@@ -10,7 +10,11 @@ from enum import StrEnum
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
-from temporalio.common import SearchAttributeKey
+from temporalio.common import (
+    SearchAttributeKey,
+    SearchAttributePair,
+    TypedSearchAttributes,
+)
 
 from billing.tariff import Cost, TariffSnapshot
 from bus.contract import CommandResult, IdTokenInfo
@@ -29,6 +33,19 @@ REMOTE_START_RESULT = "remote_start_result"
 REQUEST_STOP = "request_stop"
 METER_PROGRESS = "meter_progress"
 VIEW = "view"
+
+
+def session_search_attributes(
+    charger_id: str, id_token: str, state: str
+) -> TypedSearchAttributes:
+    """Return the search attributes a session workflow starts with."""
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(CHARGER_ID, charger_id),
+            SearchAttributePair(ID_TOKEN, id_token),
+            SearchAttributePair(SESSION_STATE, state),
+        ]
+    )
 
 
 def session_workflow_id(charger_id: str, transaction_id: str) -> str:

@@ -1,17 +1,23 @@
 """Chargers: their connectors and live status, and remote starts."""
 
 import logging
-from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Response
 from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
-from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError
 
 from api.commands import check_answer, execute_update, unavailable_from
-from api.deps import OperatorDep, SessionDep, SettingsDep, TemporalDep, ViewerDep
+from api.deps import (
+    Limit,
+    Offset,
+    OperatorDep,
+    SessionDep,
+    SettingsDep,
+    TemporalDep,
+    ViewerDep,
+)
 from api.models import (
     ChargerPage,
     ChargerPublic,
@@ -24,19 +30,14 @@ from store.models import Charger, Connector
 from store.sessions import reserve_remote_session, session_input
 from workflows.types import (
     CHARGE_SESSION,
-    CHARGER_ID,
-    ID_TOKEN,
     REMOTE_START_RESULT,
-    SESSION_STATE,
     SessionState,
+    session_search_attributes,
 )
 
 logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/chargers", tags=["chargers"])
-
-Limit = Annotated[int, Query(ge=1, le=500)]
-Offset = Annotated[int, Query(ge=0)]
 
 
 def _public(charger: Charger, connectors: list[Connector]) -> ChargerPublic:
@@ -151,14 +152,8 @@ async def remote_start(
             session_input(row, settings),
             id=row.workflow_id,
             task_queue=settings.temporal_task_queue,
-            search_attributes=TypedSearchAttributes(
-                [
-                    SearchAttributePair(CHARGER_ID, charger_id),
-                    SearchAttributePair(ID_TOKEN, body.id_token),
-                    SearchAttributePair(
-                        SESSION_STATE, SessionState.REMOTE_START_REQUESTED.value
-                    ),
-                ]
+            search_attributes=session_search_attributes(
+                charger_id, body.id_token, SessionState.REMOTE_START_REQUESTED.value
             ),
         )
     except RPCError as exc:

@@ -11,7 +11,15 @@ from temporalio.client import WorkflowQueryFailedError
 from temporalio.service import RPCError
 
 from api.commands import check_answer, execute_update, unavailable_from
-from api.deps import OperatorDep, SessionDep, SettingsDep, TemporalDep, ViewerDep
+from api.deps import (
+    Limit,
+    Offset,
+    OperatorDep,
+    SessionDep,
+    SettingsDep,
+    TemporalDep,
+    ViewerDep,
+)
 from api.models import (
     MeterValuePage,
     MeterValuePublic,
@@ -31,8 +39,6 @@ logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/sessions", tags=["sessions"])
 
-Limit = Annotated[int, Query(ge=1, le=500)]
-Offset = Annotated[int, Query(ge=0)]
 
 # States in which the workflow is alive and answers its ``view`` query.
 RUNNING = frozenset(
