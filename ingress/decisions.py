@@ -243,18 +243,21 @@ class Decider:
                 await db.exec(insert_meter_values(rows))
             if row is None:
                 await self._record_unmatched(db, envelope, event)
+            # With no workflow to ask, the verdict on the stop's token is ours.
+            answer_here = row is None or row.stopped_at is not None
             info = (
                 await check_id_token(db, event.id_token, utcnow())
-                if event.id_token
+                if answer_here and event.id_token
                 else None
             )
             await db.commit()
 
-        if row is None or row.stopped_at is not None:
+        if answer_here:
             return StopDecision(id_token_info=info)
+        assert row is not None
 
         handle = self.temporal.get_workflow_handle(row.workflow_id)
-        await handle.execute_update(
+        verdict: IdTokenInfo | None = await handle.execute_update(
             TRANSACTION_ENDED,
             TransactionEndedInput(
                 meter_stop_wh=event.meter_stop_wh,
@@ -265,7 +268,7 @@ class Decider:
             id=f"stop-{row.transaction_id}",
             result_type=IdTokenInfo | None,  # type: ignore[arg-type]
         )
-        return StopDecision(id_token_info=info)
+        return StopDecision(id_token_info=verdict)
 
     async def _record_unmatched(
         self, db: AsyncSession, envelope: EventEnvelope, event: TransactionEnded

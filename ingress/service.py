@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 import logging
+from collections.abc import Iterable
 
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 from pydantic import ValidationError
@@ -166,9 +167,10 @@ class Ingress:
         A batch the database refuses for its content is written again event by
         event, so that one bad event goes to the dead letters alone.
         """
+        batch = _fold(envelope for _, envelope in taken)
         try:
-            await self._write([envelope for _, envelope in taken])
-        except DBAPIError as exc:
+            await self._write(batch)
+        except Exception as exc:
             if _transient(exc):
                 logger.warning(
                     "storing %d events failed, requeued: %s", len(taken), exc
@@ -176,28 +178,28 @@ class Ingress:
                 for message, _ in taken:
                     await message.nack(requeue=True)
                 return False
-            await self._write_one_by_one(taken)
+            await self._signal_progress(await self._write_one_by_one(taken))
             return True
 
         for message, _ in taken:
             await message.ack()
-        await self._signal_progress(taken)
+        await self._signal_progress(batch.progress)
         return True
 
-    async def _write(self, envelopes: list[EventEnvelope]) -> None:
-        batch = Batch()
-        for envelope in envelopes:
-            batch.add(envelope)
+    async def _write(self, batch: Batch) -> None:
         async with self.db() as db:
             await batch.write(db)
             await db.commit()
 
     async def _write_one_by_one(
         self, taken: list[tuple[AbstractIncomingMessage, EventEnvelope]]
-    ) -> None:
+    ) -> dict[tuple[str, str], MeterProgress]:
+        """Write each event alone; return the progress of those written."""
+        progress: dict[tuple[str, str], MeterProgress] = {}
         for message, envelope in taken:
+            single = _fold([envelope])
             try:
-                await self._write([envelope])
+                await self._write(single)
             except Exception as exc:
                 if _transient(exc):
                     await message.nack(requeue=True)
@@ -212,15 +214,13 @@ class Ingress:
                 await message.reject(requeue=False)
                 continue
             await message.ack()
-        await self._signal_progress(taken)
+            progress.update(single.progress)
+        return progress
 
     async def _signal_progress(
-        self, taken: list[tuple[AbstractIncomingMessage, EventEnvelope]]
+        self, progress: dict[tuple[str, str], MeterProgress]
     ) -> None:
-        batch = Batch()
-        for _, envelope in taken:
-            batch.add(envelope)
-        due = [(k, p) for k, p in batch.progress.items() if self.throttle.due(k)]
+        due = [(k, p) for k, p in progress.items() if self.throttle.due(k)]
         await asyncio.gather(*(self._signal(key, p) for key, p in due))
 
     async def _signal(self, key: tuple[str, str], progress: MeterProgress) -> None:
@@ -230,6 +230,13 @@ class Ingress:
         except RPCError as exc:
             # The session may be over or unknown; its samples are stored anyway.
             logger.debug("meter progress for %s not signalled: %s", key, exc)
+
+
+def _fold(envelopes: Iterable[EventEnvelope]) -> Batch:
+    batch = Batch()
+    for envelope in envelopes:
+        batch.add(envelope)
+    return batch
 
 
 def _transient(exc: Exception) -> bool:

@@ -7,7 +7,6 @@ StartTransaction however often the charger repeats it.
 
 import hashlib
 from datetime import timedelta
-from decimal import Decimal
 
 from sqlalchemy import text
 from sqlmodel import col, select
@@ -199,10 +198,3 @@ def session_input(row: Session, settings: Settings) -> SessionInput:
             max_duration_s=settings.session_max_duration_s,
         ),
     )
-
-
-def energy_between(start_wh: Decimal | None, stop_wh: Decimal | None) -> Decimal:
-    """Return the energy between two register readings, never negative."""
-    if start_wh is None or stop_wh is None:
-        return Decimal(0)
-    return max(stop_wh - start_wh, Decimal(0))

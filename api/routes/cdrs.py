@@ -1,13 +1,11 @@
 """Charge detail records: one per billed session, never edited."""
 
-from typing import Annotated
+from fastapi import APIRouter
+from sqlmodel import col
 
-from fastapi import APIRouter, Query
-from sqlalchemy import func
-from sqlmodel import col, select
-
-from api.deps import SessionDep, ViewerDep
+from api.deps import Limit, Offset, SessionDep, ViewerDep
 from api.models import CdrPage, CdrPublic
+from api.paging import fetch_page
 from api.problems import ProblemError, documented
 from store.models import Cdr
 
@@ -19,21 +17,18 @@ async def list_cdrs(
     db: SessionDep,
     _: ViewerDep,
     charger_id: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Limit = 50,
+    offset: Offset = 0,
 ) -> CdrPage:
     """List CDRs, newest first, optionally of one charger."""
-    query = select(Cdr)
-    count = select(func.count()).select_from(Cdr)
-    if charger_id is not None:
-        query = query.where(Cdr.charger_id == charger_id)
-        count = count.where(Cdr.charger_id == charger_id)
-
-    total = (await db.exec(count)).one()
-    rows = await db.exec(
-        query.order_by(col(Cdr.stopped_at).desc(), col(Cdr.id))
-        .limit(limit)
-        .offset(offset)
+    where = [] if charger_id is None else [col(Cdr.charger_id) == charger_id]
+    total, rows = await fetch_page(
+        db,
+        Cdr,
+        where,
+        [col(Cdr.stopped_at).desc(), col(Cdr.id)],
+        limit=limit,
+        offset=offset,
     )
     return CdrPage(
         items=[CdrPublic.model_validate(row) for row in rows],

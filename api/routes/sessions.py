@@ -4,8 +4,7 @@ import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from sqlalchemy import func
-from sqlmodel import col, select
+from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import WorkflowQueryFailedError
 from temporalio.service import RPCError
@@ -29,6 +28,7 @@ from api.models import (
     SessionPublic,
     StopPublic,
 )
+from api.paging import fetch_page
 from api.problems import ProblemError, documented
 from api.temporal_link import TemporalLink, TemporalUnavailable
 from moovolt.settings import Settings
@@ -99,18 +99,13 @@ async def list_sessions(
     offset: Offset = 0,
 ) -> SessionPage:
     """List sessions, newest first, optionally of one charger or in one state."""
-    query = select(Session)
-    count = select(func.count()).select_from(Session)
+    where = []
     if charger_id is not None:
-        query = query.where(Session.charger_id == charger_id)
-        count = count.where(Session.charger_id == charger_id)
+        where.append(col(Session.charger_id) == charger_id)
     if state is not None:
-        query = query.where(Session.state == state.value)
-        count = count.where(Session.state == state.value)
-
-    total = (await db.exec(count)).one()
-    rows = await db.exec(
-        query.order_by(col(Session.id).desc()).limit(limit).offset(offset)
+        where.append(col(Session.state) == state.value)
+    total, rows = await fetch_page(
+        db, Session, where, [col(Session.id).desc()], limit=limit, offset=offset
     )
     return SessionPage(
         items=[SessionPublic.model_validate(row) for row in rows],
@@ -157,19 +152,17 @@ async def list_meter_values(
 ) -> MeterValuePage:
     """List the samples the charger sent for the session, oldest first."""
     row = await _get_session(db, session_id)
-    match = (
-        MeterValue.charger_id == row.charger_id,
-        MeterValue.transaction_id == row.transaction_id,
-    )
-    total = (
-        await db.exec(select(func.count()).select_from(MeterValue).where(*match))
-    ).one()
-    samples = await db.exec(
-        select(MeterValue)
-        .where(*match)
-        .order_by(col(MeterValue.sampled_at), col(MeterValue.id))
-        .limit(limit)
-        .offset(offset)
+    match = [
+        col(MeterValue.charger_id) == row.charger_id,
+        col(MeterValue.transaction_id) == row.transaction_id,
+    ]
+    total, samples = await fetch_page(
+        db,
+        MeterValue,
+        match,
+        [col(MeterValue.sampled_at), col(MeterValue.id)],
+        limit=limit,
+        offset=offset,
     )
     return MeterValuePage(
         items=[MeterValuePublic.model_validate(s) for s in samples],
