@@ -180,8 +180,11 @@ class Batch:
             await db.exec(insert_meter_values(chunk))
         if self.statuses:
             await db.exec(_INSERT_STATUS_EVENT, params=self.statuses)  # type: ignore[call-overload]
-            for row in sorted(self.statuses, key=lambda r: r["status_at"]):
-                await db.exec(_UPSERT_CONNECTOR, params=row)  # type: ignore[call-overload]
+            # Oldest first, so the newest notification of a connector wins.
+            await db.exec(
+                _UPSERT_CONNECTOR,  # type: ignore[call-overload]
+                params=sorted(self.statuses, key=lambda r: r["status_at"]),
+            )
         if self.seen:
             await db.exec(
                 _SEEN,  # type: ignore[call-overload]
