@@ -293,3 +293,15 @@ async def test_worker_killed_mid_session(stack: Stack, charger_id: str) -> None:
         "SELECT count(*) AS n FROM meter_value WHERE transaction_id = $1", str(tx)
     )
     assert samples[0]["n"] == 3
+
+
+async def test_boot_of_a_charger_not_yet_accepted(
+    stack: Stack, charger_id: str
+) -> None:
+    await stack.sql(
+        "UPDATE charger SET registration_status = 'Pending' WHERE id = $1", charger_id
+    )
+    async with connected(stack.charger_url(charger_id), charger_id) as cp:
+        boot = await cp.boot()
+    assert boot.status == "Pending"
+    assert boot.interval == 300
