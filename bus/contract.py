@@ -124,11 +124,18 @@ class MeterSample(_Model):
 
 
 class ChargerConnecting(_Model):
-    """A WebSocket handshake asks to be let in (RPC: ``ConnectDecision``)."""
+    """A WebSocket handshake asks to be let in (RPC: ``ConnectDecision``).
+
+    ``security_profile`` is what the connection itself proves, as OCPP
+    numbers it: 1 plain WebSocket, 2 TLS, 3 TLS with a client certificate
+    the gateway verified against its CA and matched to the charge point id.
+    The SG refuses a charger whose required profile is higher.
+    """
 
     kind: Literal["connecting"] = "connecting"
     remote_address: str = ""
     password: str | None = Field(default=None, repr=False)
+    security_profile: int = 1
 
 
 class ChargerDisconnected(_Model):
@@ -261,6 +268,44 @@ class StatusChanged(_Model):
     timestamp: datetime | None = None
 
 
+class ReportedVariable(_Model):
+    """One attribute of one variable of a 2.0.1 charger's device model.
+
+    ``evse_id`` and ``connector_id`` are 0 when the component is not tied to
+    an EVSE or connector; instances are "" when the component or variable has
+    none, so that every attribute has one key.
+    """
+
+    component: str
+    component_instance: str = ""
+    evse_id: int = 0
+    connector_id: int = 0
+    variable: str
+    variable_instance: str = ""
+    attribute_type: str = "Actual"
+    value: str | None = None
+    mutability: str | None = None
+    persistent: bool | None = None
+    constant: bool | None = None
+    data_type: str | None = None
+    unit: str | None = None
+
+
+class VariablesReported(_Model):
+    """One part of a 2.0.1 NotifyReport (fire-and-forget).
+
+    A report answers one GetBaseReport / GetReport (``request_id``) and may
+    come in several parts (``seq_no``, ``tbc``: more parts to come).
+    """
+
+    kind: Literal["variables_reported"] = "variables_reported"
+    request_id: int
+    seq_no: int
+    tbc: bool = False
+    generated_at: datetime
+    variables: tuple[ReportedVariable, ...] = ()
+
+
 class HeartbeatSeen(_Model):
     """A Heartbeat the gateway answered itself (fire-and-forget)."""
 
@@ -290,6 +335,7 @@ Event = Annotated[
     | MeterReadings
     | StatusChanged
     | HeartbeatSeen
+    | VariablesReported
     | OcppMessage,
     Field(discriminator="kind"),
 ]
@@ -457,5 +503,5 @@ class CommandResult(_Model):
 
 # Fire-and-forget kinds: everything else a charger sends needs a decision.
 FIRE_AND_FORGET = frozenset(
-    {"disconnected", "meter_values", "status", "heartbeat"},
+    {"disconnected", "meter_values", "status", "heartbeat", "variables_reported"},
 )
