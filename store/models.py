@@ -51,6 +51,8 @@ class Charger(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=48)
     registration_status: str = "Accepted"
     password_hash: str | None = None
+    # The OCPP security profile the charger must connect with (0: any).
+    security_profile: int = 0
     tariff_id: int | None = Field(default=None, foreign_key="tariff.id")
     vendor: str | None = None
     model: str | None = None
@@ -109,6 +111,8 @@ class IdToken(SQLModel, table=True):
     __tablename__ = "id_token"
 
     token: str = Field(primary_key=True, max_length=36)
+    # The 2.0.1 IdTokenEnumType it must be presented as (None: any type).
+    token_type: str | None = None
     status: str = "Accepted"
     expires_at: datetime | None = _ts()
     parent_token: str | None = None
@@ -140,7 +144,8 @@ class Session(SQLModel, table=True):
     transaction_id: str | None = None
     start_key: str | None = None
     workflow_id: str = Field(unique=True)
-    id_token: str = Field(index=True)
+    # None while a 2.0.1 transaction runs before any id token is presented.
+    id_token: str | None = Field(default=None, index=True)
     origin: str = "charger"
     state: str = Field(default="Pending", index=True)
     meter_start_wh: Decimal | None = Field(
@@ -220,7 +225,7 @@ class Cdr(SQLModel, table=True):
     charger_id: str = Field(index=True)
     connector_id: int | None = None
     transaction_id: str | None = None
-    id_token: str
+    id_token: str | None = None
     started_at: datetime = Field(sa_column=Column(DateTime(timezone=True)))
     stopped_at: datetime = Field(sa_column=Column(DateTime(timezone=True)))
     meter_start_wh: Decimal = Field(sa_column=Column(Numeric(18, 3)))
@@ -300,3 +305,68 @@ class CommandAudit(SQLModel, table=True):
         default_factory=utcnow, sa_column=Column(DateTime(timezone=True))
     )
     completed_at: datetime | None = _ts()
+
+
+class DeviceVariable(SQLModel, table=True):
+    """One attribute of a 2.0.1 charger's device model, as last reported."""
+
+    __tablename__ = "device_variable"
+
+    __table_args__ = (
+        UniqueConstraint(
+            "charger_id",
+            "component",
+            "component_instance",
+            "evse_id",
+            "connector_id",
+            "variable",
+            "variable_instance",
+            "attribute_type",
+            name="device_variable_key",
+        ),
+    )
+
+    id: int | None = Field(
+        default=None,
+        sa_column=Column(BigInteger, Identity(), primary_key=True),
+    )
+    charger_id: str = Field(foreign_key="charger.id", index=True)
+    component: str
+    component_instance: str = ""
+    evse_id: int = 0
+    connector_id: int = 0
+    variable: str
+    variable_instance: str = ""
+    attribute_type: str = "Actual"
+    value: str | None = None
+    mutability: str | None = None
+    persistent: bool | None = None
+    constant: bool | None = None
+    data_type: str | None = None
+    unit: str | None = None
+    report_id: int | None = None
+    reported_at: datetime = Field(sa_column=Column(DateTime(timezone=True)))
+
+
+class SecurityEvent(SQLModel, table=True):
+    """A SecurityEventNotification a charger sent (2.0.1, 1.6 security)."""
+
+    __tablename__ = "security_event"
+
+    __table_args__ = (
+        UniqueConstraint(
+            "charger_id", "event_type", "occurred_at", name="security_event_key"
+        ),
+    )
+
+    id: int | None = Field(
+        default=None,
+        sa_column=Column(BigInteger, Identity(), primary_key=True),
+    )
+    charger_id: str = Field(index=True)
+    event_type: str
+    tech_info: str | None = None
+    occurred_at: datetime = Field(sa_column=Column(DateTime(timezone=True)))
+    received_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True))
+    )
