@@ -20,6 +20,7 @@ from temporalio.exceptions import ApplicationError
 from activities.types import (
     AUTHORIZE,
     READ_PROGRESS,
+    RECORD_ID_TOKEN,
     RECORD_START,
     RECORD_STATE,
     RECORD_STOP,
@@ -29,6 +30,7 @@ from activities.types import (
     CdrInput,
     CdrRecord,
     ReadProgressInput,
+    RecordIdTokenInput,
     RecordStartInput,
     RecordStateInput,
     RecordStopInput,
@@ -73,7 +75,9 @@ class SessionActivities:
     async def authorize(self, input: AuthorizeInput) -> IdTokenInfo:
         """Return the verdict on an id token, as Authorize would."""
         async with self._db() as db:
-            return await check_id_token(db, input.id_token, input.at)
+            return await check_id_token(
+                db, input.id_token, input.at, input.id_token_type
+            )
 
     @activity.defn(name=RECORD_START)
     async def record_start(self, input: RecordStartInput) -> None:
@@ -102,6 +106,13 @@ class SessionActivities:
     async def record_state(self, input: RecordStateInput) -> None:
         """Keep the session row's ``state`` in step with the workflow."""
         await self._update(input.session_id, state=input.state.value)
+
+    @activity.defn(name=RECORD_ID_TOKEN)
+    async def record_id_token(self, input: RecordIdTokenInput) -> None:
+        """Write a token presented after the start, and its verdict's state."""
+        await self._update(
+            input.session_id, id_token=input.id_token, state=input.state.value
+        )
 
     @activity.defn(name=READ_PROGRESS)
     async def read_progress(self, input: ReadProgressInput) -> MeterProgress | None:

@@ -17,6 +17,7 @@ AUTHORIZE = "authorize"
 RECORD_START = "record_start"
 RECORD_STOP = "record_stop"
 RECORD_STATE = "record_state"
+RECORD_ID_TOKEN = "record_id_token"
 READ_PROGRESS = "read_progress"
 WRITE_CDR = "write_cdr"
 TAKE_PAYMENT = "take_payment"
@@ -32,6 +33,7 @@ class AuthorizeInput(_Model):
 
     id_token: str
     at: datetime
+    id_token_type: str | None = None
 
 
 class RecordStartInput(_Model):
@@ -40,7 +42,7 @@ class RecordStartInput(_Model):
     session_id: int
     state: SessionState
     connector_id: int
-    meter_start_wh: Decimal
+    meter_start_wh: Decimal | None
     started_at: datetime
 
 
@@ -58,6 +60,14 @@ class RecordStateInput(_Model):
     """Activity ``record_state``: the session moved to ``state``."""
 
     session_id: int
+    state: SessionState
+
+
+class RecordIdTokenInput(_Model):
+    """Activity ``record_id_token``: a token was presented after the start."""
+
+    session_id: int
+    id_token: str
     state: SessionState
 
 
@@ -80,7 +90,7 @@ class CdrInput(_Model):
     charger_id: str
     connector_id: int | None
     transaction_id: str
-    id_token: str
+    id_token: str | None
     tariff: TariffSnapshot
     meter_start_wh: Decimal
     meter_stop_wh: Decimal

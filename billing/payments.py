@@ -42,7 +42,7 @@ class PaymentRequest(BaseModel):
 
     idempotency_key: str
     cdr_id: str
-    id_token: str
+    id_token: str | None  # None: a 2.0.1 session no token was presented for
     amount: Decimal
     currency: str
 
@@ -95,10 +95,12 @@ class LedgerProvider:
     async def charge(self, request: PaymentRequest) -> PaymentReceipt:
         """Record the debit, or return the one recorded for this key before."""
         async with self._db() as db:
-            token = await db.get(IdToken, request.id_token)
-            owner = request.id_token
+            token = (
+                await db.get(IdToken, request.id_token) if request.id_token else None
+            )
+            owner = request.id_token or "anonymous"
             if token is not None:
-                owner = token.owner or token.parent_token or request.id_token
+                owner = token.owner or token.parent_token or owner
 
             status = (
                 PaymentStatus.CAPTURED if request.amount > 0 else PaymentStatus.WAIVED

@@ -10,6 +10,7 @@ import logging
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import text
@@ -24,8 +25,9 @@ from bus.contract import (
     MeterSample,
     OcppMessage,
     StatusChanged,
+    VariablesReported,
 )
-from store.models import MeterValue
+from store.models import DeviceVariable, MeterValue, SecurityEvent
 from workflows.types import MeterProgress
 
 logger = logging.getLogger(__name__)
@@ -108,6 +110,74 @@ _DISCONNECTED = text(
 )
 
 
+def device_variable_rows(
+    charger_id: str, report: VariablesReported
+) -> dict[tuple[Any, ...], dict[str, Any]]:
+    """Return ``device_variable`` rows of one NotifyReport part, by key."""
+    rows: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for reported in report.variables:
+        row = reported.model_dump()
+        row.update(
+            charger_id=charger_id,
+            report_id=report.request_id,
+            reported_at=report.generated_at,
+        )
+        key = (
+            charger_id,
+            reported.component,
+            reported.component_instance,
+            reported.evse_id,
+            reported.connector_id,
+            reported.variable,
+            reported.variable_instance,
+            reported.attribute_type,
+        )
+        rows[key] = row
+    return rows
+
+
+def upsert_device_variables(rows: list[dict[str, Any]]) -> Any:
+    """Return an upsert of device-model rows: the newest report wins."""
+    statement = insert(DeviceVariable).values(rows)
+    excluded = statement.excluded
+    return statement.on_conflict_do_update(
+        constraint="device_variable_key",
+        set_={
+            name: excluded[name]
+            for name in (
+                "value",
+                "mutability",
+                "persistent",
+                "constant",
+                "data_type",
+                "unit",
+                "report_id",
+                "reported_at",
+            )
+        },
+        where=DeviceVariable.reported_at <= excluded.reported_at,
+    )
+
+
+def security_event_row(
+    charger_id: str, message: OcppMessage, received_at: datetime
+) -> dict[str, Any] | None:
+    """Return the ``security_event`` row of a SecurityEventNotification."""
+    payload = message.payload
+    try:
+        occurred_at = datetime.fromisoformat(str(payload["timestamp"]))
+        event_type = str(payload["type"])
+    except (KeyError, ValueError):
+        return None
+    return {
+        "charger_id": charger_id,
+        "event_type": event_type,
+        "tech_info": payload.get("techInfo"),
+        "occurred_at": occurred_at,
+        "received_at": received_at,
+    }
+
+
 @dataclass
 class Batch:
     """What one transaction writes, gathered from a run of events."""
@@ -116,6 +186,8 @@ class Batch:
     statuses: list[dict[str, Any]] = field(default_factory=list)
     seen: dict[str, Any] = field(default_factory=dict)
     disconnected: list[dict[str, Any]] = field(default_factory=list)
+    variables: dict[tuple[Any, ...], dict[str, Any]] = field(default_factory=dict)
+    security_events: list[dict[str, Any]] = field(default_factory=list)
     # (charger, transaction) -> newest energy register reading in this batch
     progress: dict[tuple[str, str], MeterProgress] = field(default_factory=dict)
 
@@ -146,14 +218,38 @@ class Batch:
             self.disconnected.append(
                 {"charger_id": charger_id, "gateway_id": envelope.gateway_id}
             )
-        elif isinstance(event, HeartbeatSeen | OcppMessage):
-            pass  # last seen is all they change for now
+        elif isinstance(event, VariablesReported):
+            self.variables.update(device_variable_rows(charger_id, event))
+        elif isinstance(event, OcppMessage):
+            self._add_message(charger_id, event, envelope.received_at)
+        elif isinstance(event, HeartbeatSeen):
+            pass  # last seen is all it changes
         else:
             logger.warning(
                 "event %s is not fire-and-forget, dropped",
                 event.kind,
                 extra={"charger_id": charger_id},
             )
+
+    def _add_message(
+        self, charger_id: str, message: OcppMessage, received_at: datetime
+    ) -> None:
+        if message.action != "SecurityEventNotification":
+            return  # last seen is all the others change for now
+        row = security_event_row(charger_id, message, received_at)
+        if row is None:
+            logger.warning(
+                "SecurityEventNotification without type or timestamp, not stored",
+                extra={"charger_id": charger_id},
+            )
+            return
+        logger.info(
+            "security event %s from %s",
+            row["event_type"],
+            charger_id,
+            extra={"charger_id": charger_id},
+        )
+        self.security_events.append(row)
 
     def _add_meter(self, charger_id: str, event: MeterReadings) -> None:
         self.meter_values.extend(
@@ -192,6 +288,14 @@ class Batch:
             )
         if self.disconnected:
             await db.exec(_DISCONNECTED, params=self.disconnected)  # type: ignore[call-overload]
+        for chunk in _chunks(list(self.variables.values()), 1000):
+            await db.exec(upsert_device_variables(chunk))
+        if self.security_events:
+            await db.exec(
+                insert(SecurityEvent)
+                .values(self.security_events)
+                .on_conflict_do_nothing(constraint="security_event_key")
+            )
 
 
 def _chunks(

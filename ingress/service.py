@@ -23,7 +23,8 @@ from bus.contract import (
 from ingress.decisions import Decider
 from ingress.events import Batch, SignalThrottle
 from moovolt.settings import Settings
-from workflows.types import METER_PROGRESS, MeterProgress, session_workflow_id
+from store.sessions import session_workflow_ids
+from workflows.types import METER_PROGRESS, MeterProgress
 
 logger = logging.getLogger(__name__)
 
@@ -220,16 +221,31 @@ class Ingress:
     async def _signal_progress(
         self, progress: dict[tuple[str, str], MeterProgress]
     ) -> None:
-        due = [(k, p) for k, p in progress.items() if self.throttle.due(k)]
-        await asyncio.gather(*(self._signal(key, p) for key, p in due))
+        due = {k: p for k, p in progress.items() if self.throttle.due(k)}
+        if not due:
+            return
+        try:
+            async with self.db() as db:
+                workflows = await session_workflow_ids(db, list(due))
+        except Exception as exc:
+            # The samples are stored; the workflow reads them when it checks.
+            logger.warning("meter progress not signalled: %s", exc)
+            return
+        await asyncio.gather(
+            *(
+                self._signal(workflows[key], p)
+                for key, p in due.items()
+                if key in workflows
+            )
+        )
 
-    async def _signal(self, key: tuple[str, str], progress: MeterProgress) -> None:
-        handle = self.temporal.get_workflow_handle(session_workflow_id(*key))
+    async def _signal(self, workflow_id: str, progress: MeterProgress) -> None:
+        handle = self.temporal.get_workflow_handle(workflow_id)
         try:
             await handle.signal(METER_PROGRESS, progress)
         except RPCError as exc:
-            # The session may be over or unknown; its samples are stored anyway.
-            logger.debug("meter progress for %s not signalled: %s", key, exc)
+            # The session may be over; its samples are stored anyway.
+            logger.debug("meter progress for %s not signalled: %s", workflow_id, exc)
 
 
 def _fold(envelopes: Iterable[EventEnvelope]) -> Batch:

@@ -110,3 +110,9 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """Return the process-wide settings, read once."""
     return Settings()
+    transaction_start_grace_s: float = Field(
+        default=60.0,
+        description="A 2.0.1 transaction that ended before its start arrived "
+        "waits this long for the start (offline queues replay out of order) "
+        "before it is billed from the readings stored.",
+    )

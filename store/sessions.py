@@ -8,7 +8,7 @@ StartTransaction however often the charger repeats it.
 import hashlib
 from datetime import timedelta
 
-from sqlalchemy import text
+from sqlalchemy import text, tuple_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -98,8 +98,10 @@ async def open_charger_session(
     """Return the session a StartTransaction belongs to, opening it if new.
 
     A repeat of the same StartTransaction finds the session it opened. A start
-    matching a pending remote start (same charger, id token and connector,
-    within ``claim_window``) takes that session over.
+    that names the remote start it answers (2.0.1 remoteStartId, the session
+    id) takes that session over; a 1.6 start matching a pending remote start
+    (same charger, id token and connector, within ``claim_window``) does too.
+    The session then goes by the charger's transaction id, if it named one.
     """
     key = start_key(event)
     found = await db.exec(
@@ -111,26 +113,12 @@ async def open_charger_session(
     if existing is not None:
         return existing
 
-    pending = await db.exec(
-        select(Session)
-        .where(
-            Session.charger_id == charger_id,
-            Session.origin == "operator",
-            col(Session.start_key).is_(None),
-            Session.id_token == event.id_token,
-            Session.state == SessionState.REMOTE_START_REQUESTED,
-            col(Session.created_at) > utcnow() - claim_window,
-            (col(Session.connector_id).is_(None))
-            | (Session.connector_id == event.connector_id),
-        )
-        .order_by(col(Session.id))
-        .limit(1)
-        .with_for_update(skip_locked=True)
-    )
-    remote = pending.first()
+    remote = await _pending_remote_start(db, charger_id, event, claim_window)
     if remote is not None:
         remote.start_key = key
         remote.connector_id = event.connector_id
+        if event.transaction_id is not None:
+            remote.transaction_id = event.transaction_id
         db.add(remote)
         await db.commit()
         return remote
@@ -148,9 +136,9 @@ async def open_charger_session(
             id=session_id,
             charger=charger_id,
             connector=event.connector_id,
-            tx=str(session_id),
+            tx=event.transaction_id or str(session_id),
             key=key,
-            wf=workflow_id_of(charger_id, str(session_id)),
+            wf=workflow_id_of(charger_id, event.transaction_id or str(session_id)),
             token=event.id_token,
             state=SessionState.AUTHORIZING.value,
             tariff=tariff.model_dump_json(),
@@ -168,6 +156,38 @@ async def open_charger_session(
     return found.one()
 
 
+async def _pending_remote_start(
+    db: AsyncSession,
+    charger_id: str,
+    event: TransactionStarted,
+    claim_window: timedelta,
+) -> Session | None:
+    """Return, locked, the remote start that ``event`` answers, if any."""
+    pending = (
+        select(Session)
+        .where(
+            Session.charger_id == charger_id,
+            Session.origin == "operator",
+            col(Session.start_key).is_(None),
+            Session.state == SessionState.REMOTE_START_REQUESTED,
+        )
+        .order_by(col(Session.id))
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    )
+    if event.remote_start_id is not None:
+        pending = pending.where(Session.id == event.remote_start_id)
+    else:
+        pending = pending.where(
+            Session.id_token == event.id_token,
+            col(Session.created_at) > utcnow() - claim_window,
+            (col(Session.connector_id).is_(None))
+            | (Session.connector_id == event.connector_id),
+        )
+    found = await db.exec(pending)
+    return found.first()
+
+
 async def find_session(
     db: AsyncSession, charger_id: str, transaction_id: str
 ) -> Session | None:
@@ -179,6 +199,18 @@ async def find_session(
         )
     )
     return found.first()
+
+
+async def session_workflow_ids(
+    db: AsyncSession, keys: list[tuple[str, str]]
+) -> dict[tuple[str, str], str]:
+    """Return the workflow id of each known ``(charger, transaction)``."""
+    found = await db.exec(
+        select(Session.charger_id, Session.transaction_id, Session.workflow_id).where(
+            tuple_(Session.charger_id, Session.transaction_id).in_(keys)
+        )
+    )
+    return {(charger, tx): workflow for charger, tx, workflow in found if tx}
 
 
 def session_input(row: Session, settings: Settings) -> SessionInput:
@@ -196,5 +228,6 @@ def session_input(row: Session, settings: Settings) -> SessionInput:
             remote_start_s=settings.remote_start_timeout_s,
             meter_silence_s=settings.meter_silence_timeout_s,
             max_duration_s=settings.session_max_duration_s,
+            start_grace_s=settings.transaction_start_grace_s,
         ),
     )

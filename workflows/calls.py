@@ -17,6 +17,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.types import (
         AUTHORIZE,
         READ_PROGRESS,
+        RECORD_ID_TOKEN,
         RECORD_START,
         RECORD_STATE,
         RECORD_STOP,
@@ -28,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
         CdrRecord,
         CommandRequest,
         ReadProgressInput,
+        RecordIdTokenInput,
         RecordStartInput,
         RecordStateInput,
         RecordStopInput,
@@ -78,12 +80,24 @@ async def _db(name: str, arg: Any, result_type: type | None = None) -> Any:
     )
 
 
-async def authorize(id_token: str) -> IdTokenInfo:
+async def authorize(id_token: str, id_token_type: str | None = None) -> IdTokenInfo:
     """Return the verdict on ``id_token`` now."""
     info: IdTokenInfo = await _db(
-        AUTHORIZE, AuthorizeInput(id_token=id_token, at=workflow.now()), IdTokenInfo
+        AUTHORIZE,
+        AuthorizeInput(
+            id_token=id_token, at=workflow.now(), id_token_type=id_token_type
+        ),
+        IdTokenInfo,
     )
     return info
+
+
+async def record_id_token(session_id: int, id_token: str, state: SessionState) -> None:
+    """Write a token presented after the start into the session row."""
+    await _db(
+        RECORD_ID_TOKEN,
+        RecordIdTokenInput(session_id=session_id, id_token=id_token, state=state),
+    )
 
 
 async def record_start(input: RecordStartInput) -> None:

@@ -18,7 +18,13 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.types import CdrInput, RecordStartInput, RecordStopInput, measure
+    from activities.types import (
+        CdrInput,
+        Measure,
+        RecordStartInput,
+        RecordStopInput,
+        measure,
+    )
     from bus.contract import (
         AuthorizationStatus,
         CommandResult,
@@ -37,6 +43,7 @@ with workflow.unsafe.imports_passed_through():
         SESSION_STATE,
         TRANSACTION_ENDED,
         TRANSACTION_STARTED,
+        TRANSACTION_UPDATED,
         VIEW,
         MeterProgress,
         SessionInput,
@@ -46,6 +53,8 @@ with workflow.unsafe.imports_passed_through():
         StopRequest,
         TransactionEndedInput,
         TransactionStartedInput,
+        TransactionUpdatedInput,
+        TransactionVerdict,
     )
 
 MAX_DURATION_REASON = "MaxDurationExceeded"
@@ -57,6 +66,8 @@ CLOSED_UNSTARTED = frozenset(
 )
 # How long a failed remote start waits for the API to read the outcome.
 RESULT_GRACE = timedelta(seconds=60)
+# Histories from before a stop could wait for its start replay without it.
+LATE_START_PATCH = "wait-for-late-start"
 
 
 @workflow.defn(name=CHARGE_SESSION)
@@ -80,7 +91,9 @@ class ChargeSession:
             "transaction_id": input.transaction_id,
         }
         # Handlers run concurrently with ``run``; these order their steps.
-        self._start_seen = self._p.id_token_info is not None
+        self._start_seen = (
+            self._p.id_token_info is not None or self._p.started_at is not None
+        )
         self._start_recorded = self._start_seen
         self._stop_seen = False
         self._stop_recorded = False
@@ -103,6 +116,8 @@ class ChargeSession:
 
         await self._meter()
         await workflow.wait_condition(lambda: self._stop_recorded)
+        if not self._start_recorded and workflow.patched(LATE_START_PATCH):
+            await self._wait_for_late_start()
         await self._bill()
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self._p
@@ -110,39 +125,56 @@ class ChargeSession:
     # -- Handlers ------------------------------------------------------------
 
     @workflow.update(name=TRANSACTION_STARTED)
-    async def transaction_started(self, input: TransactionStartedInput) -> IdTokenInfo:
+    async def transaction_started(
+        self, input: TransactionStartedInput
+    ) -> IdTokenInfo | None:
         """Authorize the charger's transaction and record its start.
 
-        Idempotent: a repeat returns the verdict given the first time.
+        Idempotent: a repeat returns the verdict given the first time. A 2.0.1
+        start without an id token is recorded as Authorizing; its token comes
+        in ``transaction_updated``. A start that arrives after its stop (events
+        queued offline) only completes the facts the bill needs.
         """
         if self._start_seen:
-            await workflow.wait_condition(lambda: self._p.id_token_info is not None)
-            assert self._p.id_token_info is not None
+            await workflow.wait_condition(
+                lambda: self._p.id_token_info is not None or self._start_recorded
+            )
             return self._p.id_token_info
         self._start_seen = True
 
-        info = await calls.authorize(input.id_token)
-        accepted = info.status is AuthorizationStatus.ACCEPTED
+        info = self._p.id_token_info
+        if input.id_token is not None:
+            info = await calls.authorize(input.id_token, input.id_token_type)
         now = workflow.now()
         self._set(
-            state=SessionState.CHARGING if accepted else SessionState.REJECTED,
+            state=self._state_after_start(info),
+            transaction_id=input.transaction_id or self._p.transaction_id,
+            id_token=input.id_token or self._p.id_token,
             id_token_info=info,
             connector_id=input.connector_id,
-            meter_start_wh=input.meter_start_wh,
+            meter_start_wh=(
+                input.meter_start_wh
+                if input.meter_start_wh is not None
+                else self._p.meter_start_wh
+            ),
             started_at=input.timestamp,
             opened_at=now,
             last_activity_at=now,
         )
         self._heard += 1
         self._upsert_search_attributes()
-        workflow.logger.info("transaction started: %s", info.status, extra=self._extra)
+        workflow.logger.info(
+            "transaction started: %s",
+            info.status if info else "no id token yet",
+            extra=self._extra,
+        )
 
         await calls.record_start(
             RecordStartInput(
                 session_id=self._input.session_id,
                 state=self._p.state,
                 connector_id=input.connector_id,
-                meter_start_wh=input.meter_start_wh,
+                meter_start_wh=self._p.meter_start_wh,
                 started_at=input.timestamp,
             )
         )
@@ -151,6 +183,38 @@ class ChargeSession:
 
     @transaction_started.validator
     def _validate_started(self, input: TransactionStartedInput) -> None:
+        self._refuse_if_closed()
+
+    @workflow.update(name=TRANSACTION_UPDATED)
+    async def transaction_updated(
+        self, input: TransactionUpdatedInput
+    ) -> TransactionVerdict:
+        """Take a 2.0.1 Updated event: new readings, a token presented late.
+
+        Returns the verdict on the token the event carried, if any, and the
+        running cost, priced as the CDR will be.
+        """
+        await workflow.wait_condition(
+            lambda: self._start_recorded or not self._start_seen
+        )
+        self._heard += 1
+        if input.register_wh is not None and input.sampled_at is not None:
+            self.meter_progress(
+                MeterProgress(
+                    energy_register_wh=input.register_wh, sampled_at=input.sampled_at
+                )
+            )
+        if input.charging_state is not None:
+            self._set(charging_state=input.charging_state)
+
+        info: IdTokenInfo | None = None
+        if input.id_token:
+            info = await self._token_presented(input.id_token, input.id_token_type)
+        cost = self._figures().cost
+        return TransactionVerdict(id_token_info=info, total_cost=cost.total_incl_vat)
+
+    @transaction_updated.validator
+    def _validate_updated(self, input: TransactionUpdatedInput) -> None:
         self._refuse_if_closed()
 
     @workflow.update(name=TRANSACTION_ENDED)
@@ -171,15 +235,24 @@ class ChargeSession:
         )
 
         verdict: IdTokenInfo | None = None
-        if input.id_token == self._input.id_token and self._p.id_token_info:
+        if input.id_token == self._token and self._p.id_token_info:
             verdict = self._p.id_token_info
         elif input.id_token:
-            verdict = await calls.authorize(input.id_token)
+            verdict = await calls.authorize(input.id_token, input.id_token_type)
         self._stop_verdict = verdict
+
+        # Readings the start did not carry (2.0.1) come from the stored ones.
+        if self._p.meter_start_wh is None and input.first_register_wh is not None:
+            self._set(meter_start_wh=input.first_register_wh)
+        if self._p.started_at is None and input.first_sample_at is not None:
+            self._set(started_at=input.first_sample_at)
 
         # The session limit may have closed the session already.
         if self._p.stopped_at is None:
-            await self._stop(input.meter_stop_wh, input.timestamp, input.reason)
+            meter_stop = input.meter_stop_wh
+            if meter_stop is None:
+                meter_stop = self._last_register()
+            await self._stop(meter_stop, input.timestamp, input.reason)
         else:
             await workflow.wait_condition(lambda: self._stop_recorded)
         return verdict
@@ -242,7 +315,7 @@ class ChargeSession:
         )
         return await calls.send_command(
             self._input.charger_id,
-            RemoteStop(transaction_id=self._input.transaction_id),
+            RemoteStop(transaction_id=self._tx),
             request.requested_by,
             calls.COMMAND_RETRY,
         )
@@ -259,20 +332,16 @@ class ChargeSession:
     @workflow.query(name=VIEW)
     def view(self) -> SessionView:
         """Return the session with its cost so far (or final cost)."""
-        p = self._p
-        figures = measure(
-            self._input.tariff,
-            p.meter_start_wh,
-            p.meter_stop_wh if p.meter_stop_wh is not None else p.last_register_wh,
-            p.started_at,
-            p.stopped_at or workflow.now(),
+        figures = self._figures()
+        return SessionView(
+            progress=self._p, energy_wh=figures.energy_wh, cost=figures.cost
         )
-        return SessionView(progress=p, energy_wh=figures.energy_wh, cost=figures.cost)
 
     # -- Steps ---------------------------------------------------------------
 
     async def _remote_start(self) -> bool:
         """Send RemoteStart; return whether the session may go on."""
+        assert self._input.id_token is not None, "an operator start names a token"
         command = RemoteStart(
             connector_id=self._input.connector_id,
             id_token=self._input.id_token,
@@ -356,9 +425,7 @@ class ChargeSession:
 
     async def _check_silence(self, silence: timedelta) -> None:
         """Look in PostgreSQL for data the signals missed; else go Silent."""
-        progress = await calls.read_progress(
-            self._input.charger_id, self._input.transaction_id
-        )
+        progress = await calls.read_progress(self._input.charger_id, self._tx)
         self._check_at = workflow.now() + silence
         last = self._p.last_sample_at
         if progress is not None and (last is None or progress.sampled_at > last):
@@ -372,9 +439,7 @@ class ChargeSession:
     async def _close_at_limit(self) -> None:
         """Close a session open for longer than its limit, at its last reading."""
         workflow.logger.warning("session limit reached", extra=self._extra)
-        last = self._p.last_register_wh
-        meter_stop = last if last is not None else self._p.meter_start_wh
-        await self._stop(meter_stop or Decimal(0), workflow.now(), MAX_DURATION_REASON)
+        await self._stop(self._last_register(), workflow.now(), MAX_DURATION_REASON)
 
     async def _stop(
         self, meter_stop_wh: Decimal, stopped_at: datetime, reason: str | None
@@ -415,8 +480,8 @@ class ChargeSession:
                 workflow_id=workflow.info().workflow_id,
                 charger_id=self._input.charger_id,
                 connector_id=p.connector_id,
-                transaction_id=self._input.transaction_id,
-                id_token=self._input.id_token,
+                transaction_id=self._tx,
+                id_token=self._token,
                 tariff=self._input.tariff,
                 # A stop whose start was never seen bills no energy.
                 meter_start_wh=(
@@ -445,7 +510,81 @@ class ChargeSession:
             extra=self._extra,
         )
 
+    async def _wait_for_late_start(self) -> None:
+        """Give a start queued behind its stop a moment before billing."""
+        workflow.logger.info("stopped before its start was seen", extra=self._extra)
+        with contextlib.suppress(TimeoutError):
+            await workflow.wait_condition(
+                lambda: self._start_recorded,
+                timeout=timedelta(seconds=self._input.timeouts.start_grace_s),
+                timeout_summary="late transaction start",
+            )
+        if not self._start_recorded:
+            return
+        # The start's register replaces the earliest stored one: re-record.
+        p = self._p
+        assert p.meter_stop_wh is not None and p.stopped_at is not None
+        await calls.record_stop(
+            RecordStopInput(
+                session_id=self._input.session_id,
+                meter_stop_wh=p.meter_stop_wh,
+                energy_wh=self._figures().energy_wh,
+                stopped_at=p.stopped_at,
+                reason=p.stop_reason,
+            )
+        )
+
+    async def _token_presented(
+        self, id_token: str, id_token_type: str | None
+    ) -> IdTokenInfo:
+        """Judge a token presented after the start; it becomes the session's."""
+        if id_token == self._token and self._p.id_token_info is not None:
+            return self._p.id_token_info
+        info = await calls.authorize(id_token, id_token_type)
+        self._set(id_token=id_token, id_token_info=info)
+        if self._start_seen and self._p.stopped_at is None:
+            self._set(state=self._state_after_start(info))
+        self._upsert_search_attributes()
+        workflow.logger.info("id token presented: %s", info.status, extra=self._extra)
+        await calls.record_id_token(self._input.session_id, id_token, self._p.state)
+        return info
+
     # -- Helpers -------------------------------------------------------------
+
+    @property
+    def _tx(self) -> str:
+        """The transaction id the charger knows the session by."""
+        return self._p.transaction_id or self._input.transaction_id
+
+    @property
+    def _token(self) -> str | None:
+        return self._p.id_token or self._input.id_token
+
+    def _state_after_start(self, info: IdTokenInfo | None) -> SessionState:
+        if self._p.stopped_at is not None:
+            return self._p.state
+        if info is None:
+            return SessionState.AUTHORIZING
+        if info.status is AuthorizationStatus.ACCEPTED:
+            return SessionState.CHARGING
+        return SessionState.REJECTED
+
+    def _last_register(self) -> Decimal:
+        for register in (self._p.last_register_wh, self._p.meter_start_wh):
+            if register is not None:
+                return register
+        return Decimal(0)
+
+    def _figures(self) -> Measure:
+        """Energy, duration and cost so far (final once stopped)."""
+        p = self._p
+        return measure(
+            self._input.tariff,
+            p.meter_start_wh,
+            p.meter_stop_wh if p.meter_stop_wh is not None else p.last_register_wh,
+            p.started_at,
+            p.stopped_at or workflow.now(),
+        )
 
     def _set(self, **changes: Any) -> None:
         self._p = self._p.model_copy(update=changes)
@@ -461,8 +600,8 @@ class ChargeSession:
         updates = []
         if current.get(CHARGER_ID) is None:
             updates.append(CHARGER_ID.value_set(self._input.charger_id))
-        if current.get(ID_TOKEN) is None:
-            updates.append(ID_TOKEN.value_set(self._input.id_token))
+        if current.get(ID_TOKEN) != self._token and self._token is not None:
+            updates.append(ID_TOKEN.value_set(self._token))
         if current.get(SESSION_STATE) != self._p.state.value:
             updates.append(SESSION_STATE.value_set(self._p.state.value))
         if updates:
