@@ -210,7 +210,8 @@ class ChargeSession:
         info: IdTokenInfo | None = None
         if input.id_token:
             info = await self._token_presented(input.id_token, input.id_token_type)
-        cost = self._figures().cost
+        # Priced at the event's own time: replayed offline events come late.
+        cost = self._figures(until=input.timestamp).cost
         return TransactionVerdict(id_token_info=info, total_cost=cost.total_incl_vat)
 
     @transaction_updated.validator
@@ -575,15 +576,19 @@ class ChargeSession:
                 return register
         return Decimal(0)
 
-    def _figures(self) -> Measure:
-        """Energy, duration and cost so far (final once stopped)."""
+    def _figures(self, until: datetime | None = None) -> Measure:
+        """Energy, duration and cost so far (final once stopped).
+
+        Args:
+            until: the end of a running session's time; now if None.
+        """
         p = self._p
         return measure(
             self._input.tariff,
             p.meter_start_wh,
             p.meter_stop_wh if p.meter_stop_wh is not None else p.last_register_wh,
             p.started_at,
-            p.stopped_at or workflow.now(),
+            p.stopped_at or until or workflow.now(),
         )
 
     def _set(self, **changes: Any) -> None:

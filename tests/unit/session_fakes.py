@@ -34,6 +34,7 @@ from temporalio.worker import Worker
 from activities.types import (
     AUTHORIZE,
     READ_PROGRESS,
+    RECORD_ID_TOKEN,
     RECORD_START,
     RECORD_STATE,
     RECORD_STOP,
@@ -45,6 +46,7 @@ from activities.types import (
     CdrRecord,
     CommandRequest,
     ReadProgressInput,
+    RecordIdTokenInput,
     RecordStartInput,
     RecordStateInput,
     RecordStopInput,
@@ -106,6 +108,8 @@ class Fakes:
     def __init__(self) -> None:
         self.calls: Counter[str] = Counter()
         self.states: list[SessionState] = []
+        self.tokens: list[str] = []
+        self.starts: list[RecordStartInput] = []
         self.stops: list[RecordStopInput] = []
         self.cdrs: dict[int, CdrRecord] = {}
         self.payments: dict[str, PaymentReceipt] = {}
@@ -121,6 +125,7 @@ class Fakes:
             self.record_start,
             self.record_stop,
             self.record_state,
+            self.record_id_token,
             self.read_progress,
             self.write_cdr,
             self.take_payment,
@@ -137,6 +142,13 @@ class Fakes:
     @activity.defn(name=RECORD_START)
     async def record_start(self, input: RecordStartInput) -> None:
         self.calls[RECORD_START] += 1
+        self.starts.append(input)
+        self.states.append(input.state)
+
+    @activity.defn(name=RECORD_ID_TOKEN)
+    async def record_id_token(self, input: RecordIdTokenInput) -> None:
+        self.calls[RECORD_ID_TOKEN] += 1
+        self.tokens.append(input.id_token)
         self.states.append(input.state)
 
     @activity.defn(name=RECORD_STOP)
@@ -308,7 +320,7 @@ async def start_by_charger(
     )
     info: IdTokenInfo = await env.client.execute_update_with_start_workflow(
         TRANSACTION_STARTED,
-        start or started(input.id_token),
+        start or started(input.id_token or GOOD),
         start_workflow_operation=operation,
         result_type=IdTokenInfo,
     )
