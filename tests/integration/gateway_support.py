@@ -12,15 +12,18 @@ import os
 import socket
 import uuid
 from collections.abc import AsyncIterator
+from decimal import Decimal
 from typing import Any, TypeVar
 
 import aio_pika
 import pytest
 import websockets
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
+from ocpp import v201
 from ocpp.routing import on
 from ocpp.v16 import ChargePoint, call, call_result
 from ocpp.v16.enums import Action, RemoteStartStopStatus
+from ocpp.v201.enums import Action as Action201
 from pydantic import BaseModel
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import InvalidStatus
@@ -37,13 +40,20 @@ from bus.contract import (
     ConnectDecision,
     Decision,
     DecisionEnvelope,
+    DecisionError,
     EventEnvelope,
     IdTokenInfo,
+    OcppMessage,
     OcppReply,
+    OcppVersion,
     RegistrationStatus,
     StartDecision,
     StopDecision,
     Topology,
+    TransactionDecision,
+    TransactionEnded,
+    TransactionStarted,
+    TransactionUpdated,
 )
 from moovolt.settings import Settings
 from spr_gateway.app import run_gateway
@@ -51,6 +61,7 @@ from spr_gateway.timestamps import parse_datetime
 
 AMQP_URL = os.environ.get("MOOVOLT_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 OCPP16 = [Subprotocol("ocpp1.6")]
+OCPP201 = [Subprotocol("ocpp2.0.1")]
 # Upper bound of every single wait in these tests; a pass takes milliseconds.
 WAIT_S = 10.0
 # How long a test watches for a frame that must not come.
@@ -59,6 +70,10 @@ QUIET_S = 0.3
 BOOT_TIME = parse_datetime("2025-03-01T12:00:00Z")
 SILENT_TOKEN = "SILENT"
 WRONG_PASSWORD = "wrong-password"
+# What the stand-in bills a 2.0.1 transaction: running while it is updated,
+# in total when it ends (half a cent, so that rounding shows on the wire).
+RUNNING_COST = Decimal("4.20")
+TOTAL_COST = Decimal("12.345")
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -78,6 +93,10 @@ class StandInSG:
     Decisions: chargers whose id starts with ``unknown`` are refused as
     unknown, a password of ``WRONG_PASSWORD`` as bad credentials; Authorize
     for ``SILENT_TOKEN`` is never answered; everything else is accepted.
+    2.0.1 transactions keep the charger's id, have every id token they carry
+    accepted, cost ``RUNNING_COST`` while updated and ``TOTAL_COST`` when
+    ended; 2.0.1 requests other than DataTransfer are NotImplemented, as in
+    the real SG.
     """
 
     def __init__(self, bus: BusClient) -> None:
@@ -127,9 +146,36 @@ class StandInSG:
                     return None
                 return AuthorizeDecision(id_token_info=accepted)
             case "transaction_started":
+                assert isinstance(event, TransactionStarted)
+                if event.transaction_id is not None:  # 2.0.1: the charger's
+                    judged = None if event.id_token is None else accepted
+                    return StartDecision(
+                        transaction_id=event.transaction_id, id_token_info=judged
+                    )
                 return StartDecision(transaction_id="42", id_token_info=accepted)
+            case "transaction_updated":
+                assert isinstance(event, TransactionUpdated)
+                judged = None if event.id_token is None else accepted
+                return TransactionDecision(
+                    id_token_info=judged, total_cost=RUNNING_COST
+                )
             case "transaction_ended":
+                assert isinstance(event, TransactionEnded)
+                if envelope.ocpp_version is OcppVersion.V201:
+                    judged = None if event.id_token is None else accepted
+                    return StopDecision(id_token_info=judged, total_cost=TOTAL_COST)
                 return StopDecision()
+            case "ocpp":
+                assert isinstance(event, OcppMessage)
+                if (
+                    envelope.ocpp_version is OcppVersion.V201
+                    and event.action != "DataTransfer"
+                ):
+                    return DecisionError(
+                        code="NotImplemented",
+                        description=f"{event.action} is not supported",
+                    )
+                return OcppReply(payload={"status": "Accepted"})
             case _:
                 return OcppReply(payload={"status": "Accepted"})
 
@@ -199,6 +245,62 @@ class Charger(ChargePoint):  # type: ignore[misc]
     ) -> call_result.RemoteStartTransaction:
         self.remote_starts.put_nowait({"id_tag": id_tag, **kwargs})
         return call_result.RemoteStartTransaction(status=RemoteStartStopStatus.accepted)
+
+
+class Charger201(v201.ChargePoint):  # type: ignore[misc]
+    """A 2.0.1 charging station that records the CSMS's calls and accepts them.
+
+    It answers RequestStartTransaction with transaction ``tx-remote``,
+    RequestStopTransaction with Accepted, and GetVariables with
+    ``HEARTBEAT_INTERVAL`` for every variable asked.
+    """
+
+    HEARTBEAT_INTERVAL = "300"
+
+    def __init__(self, charger_id: str, ws: ClientConnection) -> None:
+        super().__init__(charger_id, ws, response_timeout=WAIT_S)
+        self.ws = ws
+        self.calls: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
+
+    async def next_call(self) -> tuple[str, dict[str, Any]]:
+        """Return the next call the CSMS made, as (action, snake_case kwargs)."""
+        async with asyncio.timeout(WAIT_S):
+            return await self.calls.get()
+
+    @on(Action201.request_start_transaction)  # type: ignore[untyped-decorator]
+    async def on_request_start(
+        self, **kwargs: Any
+    ) -> v201.call_result.RequestStartTransaction:
+        self.calls.put_nowait(("RequestStartTransaction", kwargs))
+        return v201.call_result.RequestStartTransaction(
+            status="Accepted", transaction_id="tx-remote"
+        )
+
+    @on(Action201.request_stop_transaction)  # type: ignore[untyped-decorator]
+    async def on_request_stop(
+        self, **kwargs: Any
+    ) -> v201.call_result.RequestStopTransaction:
+        self.calls.put_nowait(("RequestStopTransaction", kwargs))
+        return v201.call_result.RequestStopTransaction(status="Accepted")
+
+    @on(Action201.get_variables)  # type: ignore[untyped-decorator]
+    async def on_get_variables(
+        self, get_variable_data: list[dict[str, Any]], **kwargs: Any
+    ) -> v201.call_result.GetVariables:
+        self.calls.put_nowait(
+            ("GetVariables", {"get_variable_data": get_variable_data, **kwargs})
+        )
+        return v201.call_result.GetVariables(
+            get_variable_result=[
+                {
+                    "attribute_status": "Accepted",
+                    "attribute_value": self.HEARTBEAT_INTERVAL,
+                    "component": data["component"],
+                    "variable": data["variable"],
+                }
+                for data in get_variable_data
+            ]
+        )
 
 
 # -- fixtures --------------------------------------------------------------------
@@ -315,11 +417,34 @@ async def charger(settings: Settings, charger_id: str) -> AsyncIterator[Charger]
 
 
 @contextlib.asynccontextmanager
+async def charger201(settings: Settings, charger_id: str) -> AsyncIterator[Charger201]:
+    """Connect a 2.0.1 charging station and serve its side until the block ends."""
+    async with websockets.connect(
+        url(settings, charger_id), subprotocols=OCPP201
+    ) as ws:
+        assert ws.subprotocol == "ocpp2.0.1"
+        station = Charger201(charger_id, ws)
+        serving = asyncio.create_task(station.start())
+        try:
+            # An answered call means the gateway holds the charger's binding.
+            await station.call(v201.call.Heartbeat())
+            yield station
+        finally:
+            serving.cancel()
+            with contextlib.suppress(
+                asyncio.CancelledError, websockets.ConnectionClosed
+            ):
+                await serving
+
+
+@contextlib.asynccontextmanager
 async def raw_socket(
-    settings: Settings, charger_id: str
+    settings: Settings, charger_id: str, subprotocols: list[Subprotocol] = OCPP16
 ) -> AsyncIterator[ClientConnection]:
-    """Connect a bare 1.6 WebSocket, ready once a Heartbeat is answered."""
-    async with websockets.connect(url(settings, charger_id), subprotocols=OCPP16) as ws:
+    """Connect a bare WebSocket, 1.6 unless told; ready once a Heartbeat is answered."""
+    async with websockets.connect(
+        url(settings, charger_id), subprotocols=subprotocols
+    ) as ws:
         await ws.send('[2,"ready","Heartbeat",{}]')
         answer = json.loads(await recv(ws))
         assert answer[:2] == [3, "ready"], answer
