@@ -4,6 +4,7 @@ import os
 import socket
 from enum import StrEnum
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -64,6 +65,27 @@ class Settings(BaseSettings):
         "CSMS-initiated call.",
     )
 
+    # Gateway TLS (OCPP security profiles 2 and 3); checked by spr_gateway.tls.
+    gateway_tls_cert_file: str = Field(
+        default="",
+        description="PEM server certificate, intermediates after it. TLS is on "
+        "when this and the key file are set.",
+    )
+    gateway_tls_key_file: str = Field(
+        default="",
+        description="PEM private key of the server certificate, unencrypted.",
+    )
+    gateway_tls_client_ca_file: str = Field(
+        default="",
+        description="PEM certificates of the CAs that sign chargers' client "
+        "certificates. When set, the gateway asks for a client certificate "
+        "(mutual TLS, security profile 3).",
+    )
+    gateway_tls_min_version: Literal["1.2", "1.3"] = Field(
+        default="1.2",
+        description="Oldest TLS version the gateway accepts.",
+    )
+
     # Charger registration and provisioning.
     auto_register_chargers: bool = Field(
         default=False,
@@ -88,6 +110,12 @@ class Settings(BaseSettings):
         default=7 * 24 * 3600.0,
         description="A session still open after this long is closed and billed.",
     )
+    transaction_start_grace_s: float = Field(
+        default=60.0,
+        description="A 2.0.1 transaction that ended before its start arrived "
+        "waits this long for the start (offline queues replay out of order) "
+        "before it is billed from the readings stored.",
+    )
     decision_prefetch: int = Field(
         default=64,
         description="Charger requests one SG process decides on at once.",
@@ -110,9 +138,3 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """Return the process-wide settings, read once."""
     return Settings()
-    transaction_start_grace_s: float = Field(
-        default=60.0,
-        description="A 2.0.1 transaction that ended before its start arrived "
-        "waits this long for the start (offline queues replay out of order) "
-        "before it is billed from the readings stored.",
-    )

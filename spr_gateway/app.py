@@ -8,7 +8,7 @@ from websockets.asyncio.server import serve
 from bus.amqp import BusClient
 from bus.contract import Topology
 from moovolt.settings import Settings
-from spr_gateway import v16
+from spr_gateway import tls, v16, v201
 from spr_gateway.commands import CommandRouter
 from spr_gateway.connection import ChargerConnection
 from spr_gateway.dialect import Dialect
@@ -18,8 +18,8 @@ from spr_gateway.server import Gateway
 
 logger = logging.getLogger(__name__)
 
-# Most preferred first; OCPP 2.0.1 joins here as ``v201.DIALECT``.
-DIALECTS: tuple[Dialect, ...] = (v16.DIALECT,)
+# Most preferred first: a charger offering both gets the newest version.
+DIALECTS: tuple[Dialect, ...] = (v201.DIALECT, v16.DIALECT)
 
 # The handshake waits for the SG's connect decision; give it that long and a
 # little more for the HTTP exchange itself.
@@ -42,6 +42,7 @@ async def run_gateway(
     # The ocpp library logs every frame at INFO.
     logging.getLogger("ocpp").setLevel(logging.WARNING)
 
+    ssl_context = tls.server_context(settings)
     bus = BusClient(settings.amqp_url, Topology(settings.bus_prefix))
     registry: ChargerRegistry[ChargerConnection] = ChargerRegistry()
     sg = SgClient(bus, settings.gateway_id, settings.decision_timeout_s)
@@ -63,6 +64,7 @@ async def run_gateway(
             compression=None,
             open_timeout=settings.decision_timeout_s + HANDSHAKE_MARGIN_S,
             server_header="moovolt",
+            ssl=ssl_context,
         ) as server:
             logger.info(
                 "gateway %s listening on %s:%s%s",

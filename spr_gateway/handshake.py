@@ -15,11 +15,23 @@ from bus.contract import ConnectDecision
 # OCPP 2.0.1 caps the identity at 48 characters; 1.6 chargers fit in it too.
 MAX_CHARGER_ID = 48
 
-# ConnectDecision.reason values that mean "bad credentials"; any other refusal
-# is answered as an unknown charger.
+# ConnectDecision.reason values that mean "bad credentials".
 BAD_CREDENTIALS = frozenset({"password", "unauthorized", "credentials"})
 
+# The connection proves a lower OCPP security profile than the charger needs.
+SECURITY_PROFILE = "security_profile"
+
 BASIC_CHALLENGE = 'Basic realm="moovolt", charset="UTF-8"'
+
+# (status, body, challenge) of a refused ConnectDecision by its reason; any
+# other reason is answered as an unknown charger. A connection below the
+# charger's profile is forbidden, not challenged: no password can raise it.
+UNAUTHORIZED = (HTTPStatus.UNAUTHORIZED, "Unauthorized\n", True)
+REFUSALS: dict[str, tuple[HTTPStatus, str, bool]] = {
+    **dict.fromkeys(BAD_CREDENTIALS, UNAUTHORIZED),
+    SECURITY_PROFILE: (HTTPStatus.FORBIDDEN, "Forbidden\n", False),
+}
+UNKNOWN = (HTTPStatus.NOT_FOUND, "Not Found\n", False)
 
 
 class HandshakeRefused(Exception):
@@ -121,9 +133,10 @@ def basic_auth_password(headers: Sequence[str], charger_id: str) -> str | None:
 
 
 def refusal(decision: ConnectDecision) -> HandshakeRefused:
-    """Return the HTTP refusal for a ``ConnectDecision`` that is not accepted."""
-    if decision.reason in BAD_CREDENTIALS:
-        return HandshakeRefused(
-            HTTPStatus.UNAUTHORIZED, "Unauthorized\n", challenge=True
-        )
-    return HandshakeRefused(HTTPStatus.NOT_FOUND, "Not Found\n")
+    """Return the HTTP refusal for a ``ConnectDecision`` that is not accepted.
+
+    Bad credentials get 401 with a Basic challenge, a connection below the
+    charger's security profile 403, any other reason 404.
+    """
+    status, body, challenge = REFUSALS.get(decision.reason, UNKNOWN)
+    return HandshakeRefused(status, body, challenge=challenge)

@@ -2,9 +2,11 @@
 
 The handshake is refused with an HTTP status before the upgrade: 404 outside
 the path prefix or for a charger the SG does not know, 400 for a bad id or no
-supported subprotocol, 401 for bad credentials, 503 when the SG does not
-answer. An admitted charger holds its routing key for as long as its socket
-lives; a second socket with the same id replaces the first (newest wins).
+supported subprotocol, 401 for bad credentials, 403 for a client certificate
+of another charge point or a connection below the charger's security profile,
+503 when the SG does not answer. An admitted charger holds its routing key for
+as long as its socket lives; a second socket with the same id replaces the
+first (newest wins).
 """
 
 import asyncio
@@ -28,7 +30,7 @@ from bus.contract import (
     EventEnvelope,
 )
 from moovolt.settings import Settings
-from spr_gateway import handshake
+from spr_gateway import handshake, tls
 from spr_gateway.commands import CommandRouter
 from spr_gateway.connection import ChargerConnection
 from spr_gateway.dialect import Dialect
@@ -169,6 +171,9 @@ class Gateway:
         charger_id = handshake.charger_id_from_path(
             request.path, self.settings.gateway_path
         )
+        profile = tls.proven_profile(
+            connection.transport.get_extra_info("ssl_object"), charger_id
+        )
         headers: Headers = request.headers
         subprotocol = handshake.choose_subprotocol(
             headers.get_all("Sec-WebSocket-Protocol"), list(self.dialects)
@@ -177,7 +182,11 @@ class Gateway:
             headers.get_all("Authorization"), charger_id
         )
         admission = Admission(charger_id, self.dialects[subprotocol])
-        event = ChargerConnecting(remote_address=_host(connection), password=password)
+        event = ChargerConnecting(
+            remote_address=_host(connection),
+            password=password,
+            security_profile=profile,
+        )
         try:
             decision = await self.sg.ask(self._envelope(admission, event))
         except (DecisionTimeout, BusUnavailable) as exc:
