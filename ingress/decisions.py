@@ -215,7 +215,7 @@ class Decider:
         async with self.db() as db:
             row = await self._open(db, envelope, event)
             await self._store_samples(db, envelope, row, event)
-            if _closed(row):
+            if _closed(row) and not _awaits_start(row):
                 # A repeat of a start whose session is already over.
                 info = await self._verdict_here(db, event.id_token, event.id_token_type)
                 await db.commit()
@@ -451,6 +451,11 @@ class Decider:
 
 def _closed(row: Session) -> bool:
     return SessionState(row.state) in _CLOSED
+
+
+def _awaits_start(row: Session) -> bool:
+    """Whether a stopped session still waits for its start, queued behind."""
+    return row.state == SessionState.STOPPED and row.started_at is None
 
 
 def _implied_start(event: TransactionUpdated | TransactionEnded) -> TransactionStarted:

@@ -107,6 +107,7 @@ class Stack:
             "MOOVOLT_CALL_TIMEOUT_S": "10",
             "MOOVOLT_REMOTE_START_TIMEOUT_S": "30",
             "MOOVOLT_METER_SIGNAL_INTERVAL_S": "0",
+            "MOOVOLT_TRANSACTION_START_GRACE_S": "5",
         }
         self.processes = {
             name: Process(name, [name], self.env, logs)
