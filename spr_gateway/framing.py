@@ -94,6 +94,11 @@ def parse(raw: str | bytes) -> Message:
     except RecursionError as exc:
         # json.loads gives up on deeply nested arrays before unpack can.
         raise FrameError(FrameFault.NOT_JSON, "Message is nested too deeply") from exc
+    except ValueError as exc:
+        # An integer of thousands of digits: Python refuses to convert it.
+        raise FrameError(
+            FrameFault.NOT_JSON, "Message holds an oversized number"
+        ) from exc
 
     unique_id = message.unique_id
     if not isinstance(unique_id, str) or not 0 < len(unique_id) <= MAX_UNIQUE_ID:
