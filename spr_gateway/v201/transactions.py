@@ -66,9 +66,10 @@ def transaction_event(payload: Payload) -> TransactionEvent:
 def transaction_event_response(decision: Decision) -> Payload:
     """Translate the SG's decision on a TransactionEvent into its response.
 
-    Start, transaction and stop decisions answer alike: ``idTokenInfo`` when
-    the decision judges an id token, ``totalCost`` (rounded to the cent) when
-    it carries a cost.
+    Start, transaction and stop decisions answer alike with ``idTokenInfo``
+    when the decision judges an id token. ``totalCost`` (rounded to the cent)
+    answers only the Ended event: 2.0.1 allows it once charging has ended, so
+    a running cost stays in the CSMS (its API) rather than on the wire.
 
     Raises:
         UnexpectedDecision: the decision is of another kind.
@@ -81,7 +82,7 @@ def transaction_event_response(decision: Decision) -> Payload:
     result: Payload = {}
     if decision.id_token_info is not None:
         result["idTokenInfo"] = translate.id_token_info(decision.id_token_info)
-    if decision.total_cost is not None:
+    if isinstance(decision, StopDecision) and decision.total_cost is not None:
         result["totalCost"] = _money(decision.total_cost)
     return result
 

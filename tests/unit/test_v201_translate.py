@@ -620,8 +620,9 @@ def test_id_token_info_falls_back_to_the_expiry_date() -> None:
         ),
         (TransactionDecision(), {}),
         (
+            # 2.0.1 carries totalCost only once charging has ended.
             TransactionDecision(id_token_info=ACCEPTED, total_cost=Decimal("4.2")),
-            {"idTokenInfo": {"status": "Accepted"}, "totalCost": 4.2},
+            {"idTokenInfo": {"status": "Accepted"}},
         ),
         (StopDecision(), {}),
         (StopDecision(total_cost=Decimal("12.345")), {"totalCost": 12.35}),
