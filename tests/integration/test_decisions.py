@@ -9,6 +9,7 @@ from typing import Any, cast
 
 import asyncpg
 import pytest
+from argon2 import PasswordHasher
 from temporalio.client import Client
 
 from bus.contract import (
@@ -110,6 +111,55 @@ async def test_boot_policy_rejected(decide: Any, database_url: str) -> None:
     row = await _charger(database_url, charger)
     assert row is not None
     assert (row["vendor"], row["model"]) == ("acme", "fast")
+
+
+@pytest.mark.parametrize(
+    ("required", "proven", "password", "answer"),
+    [
+        (0, 1, "secret", (True, "")),
+        (0, 1, "wrong", (False, "password")),
+        (2, 1, "secret", (False, "security_profile")),
+        (2, 2, "secret", (True, "")),
+        (2, 2, None, (False, "password")),
+        (3, 2, "secret", (False, "security_profile")),
+        # A verified client certificate stands for the password.
+        (3, 3, None, (True, "")),
+    ],
+)
+async def test_security_profile_and_password(
+    decide: Any,
+    database_url: str,
+    required: int,
+    proven: int,
+    password: str | None,
+    answer: tuple[bool, str],
+) -> None:
+    charger = f"cp-{uuid.uuid4().hex[:6]}"
+    await _sql(
+        database_url,
+        "INSERT INTO charger (id, registration_status, password_hash,"
+        " security_profile, connected, created_at)"
+        " VALUES ($1, 'Accepted', $2, $3, false, now())",
+        charger,
+        PasswordHasher().hash("secret"),
+        required,
+    )
+    event = ChargerConnecting(password=password, security_profile=proven)
+
+    decision = await decide().connect(envelope(charger, event), event)
+
+    assert (decision.accepted, decision.reason) == answer
+    row = await _charger(database_url, charger)
+    assert row["connected"] is decision.accepted
+
+
+async def _sql(database_url: str, query: str, *args: Any) -> None:
+    name = database_url.rsplit("/", 1)[1]
+    connection = await asyncpg.connect(f"{PG}/{name}")
+    try:
+        await connection.execute(query, *args)
+    finally:
+        await connection.close()
 
 
 async def _charger(database_url: str, charger_id: str) -> Any:
