@@ -195,14 +195,15 @@ def print_demo(settings: Settings, seeded: DemoSeed) -> None:
 def print_banner(settings: Settings, seeded: DemoSeed | None, *, demo: bool) -> None:
     """Print where everything is and how to try it."""
     api = f"http://localhost:{settings.api_port}"
-    gateway = f"ws://localhost:{settings.gateway_port}{settings.gateway_path}"
+    scheme = "wss" if settings.gateway_tls_cert_file else "ws"
+    gateway = f"{scheme}://localhost:{settings.gateway_port}{settings.gateway_path}"
     host, port = split_address(settings.temporal_address)
     token = seeded.token if seeded else "<your API token>"
     lines = [
         "",
         "moov.olt is up. Ctrl-C stops everything.",
         "",
-        f"  OCPP gateway   {gateway}<charger id>   (OCPP 1.6: {gateway}demo-1)",
+        f"  OCPP gateway   {gateway}<charger id>   (2.0.1 or 1.6: {gateway}demo-1)",
         f"  API            {api}/api/v1   (docs: {api}/docs)",
         f"  dashboard      {api}/",
         f"  Temporal       {host}:{port}, UI {settings.temporal_ui_url}",
