@@ -32,7 +32,12 @@ class Page(BaseModel, Generic[T]):
 
 
 class ConnectorPublic(_Public):
-    connector_id: int = Field(description="0 is the charger itself.")
+    connector_id: int = Field(
+        description="The 1.6 connector (0 is the charger itself) or the 2.0.1 EVSE."
+    )
+    evse_connector_id: int = Field(
+        description="The 2.0.1 connector within the EVSE; 0 for 1.6."
+    )
     status: str
     error_code: str
     info: str | None

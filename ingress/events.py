@@ -74,14 +74,15 @@ def insert_meter_values(rows: list[dict[str, Any]]) -> Any:
 
 
 _UPSERT_CONNECTOR = text(
-    "INSERT INTO connector (charger_id, connector_id, status, error_code, info,"
-    " vendor_error_code, status_at)"
+    "INSERT INTO connector (charger_id, connector_id, evse_connector_id, status,"
+    " error_code, info, vendor_error_code, status_at)"
     " SELECT CAST(:charger_id AS VARCHAR), CAST(:connector_id AS INTEGER),"
+    " CAST(:evse_connector_id AS INTEGER),"
     " CAST(:status AS VARCHAR), CAST(:error_code AS VARCHAR),"
     " CAST(:info AS VARCHAR), CAST(:vendor_error_code AS VARCHAR),"
     " CAST(:status_at AS TIMESTAMPTZ)"
     " WHERE EXISTS (SELECT 1 FROM charger WHERE id = CAST(:charger_id AS VARCHAR))"
-    " ON CONFLICT (charger_id, connector_id) DO UPDATE SET"
+    " ON CONFLICT (charger_id, connector_id, evse_connector_id) DO UPDATE SET"
     " status = excluded.status, error_code = excluded.error_code,"
     " info = excluded.info, vendor_error_code = excluded.vendor_error_code,"
     " status_at = excluded.status_at"
@@ -90,10 +91,10 @@ _UPSERT_CONNECTOR = text(
 )
 
 _INSERT_STATUS_EVENT = text(
-    "INSERT INTO status_event (charger_id, connector_id, status, error_code, info,"
-    " vendor_error_code, status_at, received_at)"
-    " VALUES (:charger_id, :connector_id, :status, :error_code, :info,"
-    " :vendor_error_code, :status_at, :received_at)"
+    "INSERT INTO status_event (charger_id, connector_id, evse_connector_id,"
+    " status, error_code, info, vendor_error_code, status_at, received_at)"
+    " VALUES (:charger_id, :connector_id, :evse_connector_id, :status,"
+    " :error_code, :info, :vendor_error_code, :status_at, :received_at)"
     " ON CONFLICT DO NOTHING"
 )
 
@@ -206,6 +207,7 @@ class Batch:
                 {
                     "charger_id": charger_id,
                     "connector_id": event.connector_id,
+                    "evse_connector_id": event.evse_connector_id or 0,
                     "status": event.status,
                     "error_code": event.error_code,
                     "info": event.info,

@@ -69,10 +69,15 @@ class Charger(SQLModel, table=True):
 
 
 class Connector(SQLModel, table=True):
-    """A connector of a charger (0 is the charger itself) with its last status."""
+    """A connector of a charger with its last status.
+
+    ``connector_id`` is the 1.6 connector (0 is the charger itself) or the
+    2.0.1 EVSE; ``evse_connector_id`` the 2.0.1 connector within it (0: 1.6).
+    """
 
     charger_id: str = Field(foreign_key="charger.id", primary_key=True)
     connector_id: int = Field(primary_key=True)
+    evse_connector_id: int = Field(default=0, primary_key=True)
     status: str = "Unknown"
     error_code: str = "NoError"
     info: str | None = None
@@ -86,7 +91,14 @@ class StatusEvent(SQLModel, table=True):
     __tablename__ = "status_event"
 
     __table_args__ = (
-        UniqueConstraint("charger_id", "connector_id", "status_at", "status"),
+        UniqueConstraint(
+            "charger_id",
+            "connector_id",
+            "evse_connector_id",
+            "status_at",
+            "status",
+            name="status_event_key",
+        ),
     )
 
     id: int | None = Field(
@@ -95,6 +107,7 @@ class StatusEvent(SQLModel, table=True):
     )
     charger_id: str = Field(index=True)
     connector_id: int
+    evse_connector_id: int = 0
     status: str
     error_code: str
     info: str | None = None

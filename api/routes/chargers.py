@@ -63,7 +63,11 @@ async def _connectors_of(
     found = await db.exec(
         select(Connector)
         .where(col(Connector.charger_id).in_(charger_ids))
-        .order_by(col(Connector.charger_id), col(Connector.connector_id))
+        .order_by(
+            col(Connector.charger_id),
+            col(Connector.connector_id),
+            col(Connector.evse_connector_id),
+        )
     )
     by_charger: dict[str, list[Connector]] = {id_: [] for id_ in charger_ids}
     for connector in found:

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import httpx
 import pytest
 import websockets
 from ocpp.v201 import ChargePoint, call
@@ -437,3 +438,34 @@ async def test_security_events_are_stored(stack: Stack, charger_id: str) -> None
         "tech_info": "expired",
         "occurred_at": at,
     }
+
+
+async def test_status_per_connector_of_an_evse(
+    stack: Stack, charger_id: str, api_token: str
+) -> None:
+    at = datetime.now(UTC).replace(microsecond=0)
+    async with station(stack, charger_id) as cp:
+        for connector, status in ((1, "Occupied"), (2, "Available")):
+            await cp.call(
+                call.StatusNotification(
+                    timestamp=iso(at),
+                    connector_status=status,
+                    evse_id=1,
+                    connector_id=connector,
+                )
+            )
+
+        async def connectors() -> Any:
+            async with httpx.AsyncClient(base_url=stack.api_url) as client:
+                response = await client.get(
+                    f"/chargers/{charger_id}",
+                    headers={"Authorization": f"Bearer {api_token}"},
+                )
+            assert response.status_code == 200, response.text
+            found = response.json()["connectors"]
+            return found if len(found) == 2 else None
+
+        found = await eventually(connectors)
+    assert [
+        (c["connector_id"], c["evse_connector_id"], c["status"]) for c in found
+    ] == [(1, 1, "Occupied"), (1, 2, "Available")]
