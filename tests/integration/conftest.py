@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.charger import VERSIONS
 from tests.integration.stack import Stack, running_stack
 
 TARIFF = {
@@ -64,18 +65,38 @@ async def charger_id(stack: Stack) -> str:
     return charger
 
 
+@pytest.fixture(params=VERSIONS, ids=VERSIONS)
+def ocpp_version(request: pytest.FixtureRequest) -> str:
+    """The OCPP version of the test's charger: the test runs once per version."""
+    version: str = request.param
+    return version
+
+
 @pytest.fixture(scope="session")
 async def api_token(stack: Stack) -> str:
     """A bearer token of an operator with the operator role."""
+    return await _token(stack, "tests", "operator")
+
+
+@pytest.fixture(scope="session")
+async def viewer_token(stack: Stack) -> str:
+    """A bearer token of an operator with the viewer role."""
+    return await _token(stack, "tests-viewer", "viewer")
+
+
+async def _token(stack: Stack, name: str, role: str) -> str:
     token = secrets.token_urlsafe(32)
     rows = await stack.sql(
         "INSERT INTO operator (name, role, created_at)"
-        " VALUES ('tests', 'operator', now()) RETURNING id"
+        " VALUES ($1, $2, now()) RETURNING id",
+        name,
+        role,
     )
     await stack.sql(
         "INSERT INTO api_token (operator_id, name, token_hash, created_at)"
-        " VALUES ($1, 'tests', $2, now())",
+        " VALUES ($1, $2, $3, now())",
         rows[0]["id"],
+        name,
         hashlib.sha256(token.encode()).hexdigest(),
     )
     return token
