@@ -7,6 +7,7 @@ command, so the answer finds the activity even after a worker restart.
 """
 
 import base64
+from typing import Any
 
 from sqlalchemy import update
 from sqlalchemy.dialects.postgresql import insert
@@ -18,10 +19,28 @@ from temporalio.exceptions import ApplicationError
 
 from activities.types import SEND_COMMAND, CommandRequest
 from bus.amqp import BusClient, ChargerOffline
-from bus.contract import CommandEnvelope, CommandResult, utcnow
+from bus.contract import Command, CommandEnvelope, CommandResult, OcppCall, utcnow
 from store.models import CommandAudit
 
 OFFLINE = "offline"
+SECRET = "<redacted>"
+# 1.6 configuration keys and 2.0.1 variables whose values are credentials.
+SECRET_NAMES = ("AuthorizationKey", "BasicAuthPassword")
+
+
+def redacted(command: Command) -> dict[str, Any]:
+    """Return the command as audited: a credential it sets is not kept."""
+    dumped: dict[str, Any] = command.model_dump(mode="json")
+    if not isinstance(command, OcppCall):
+        return dumped
+    payload = dumped["payload"]
+    if command.action == "ChangeConfiguration" and payload.get("key") in SECRET_NAMES:
+        payload["value"] = SECRET
+    if command.action == "SetVariables":
+        for item in payload.get("setVariableData", ()):
+            if item.get("variable", {}).get("name") in SECRET_NAMES:
+                item["attributeValue"] = SECRET
+    return dumped
 
 
 class CommandActivities:
@@ -78,7 +97,7 @@ class CommandActivities:
                     id=request.command_id,
                     charger_id=request.charger_id,
                     command=request.command.kind,
-                    payload=request.command.model_dump(mode="json"),
+                    payload=redacted(request.command),
                     requested_by=request.requested_by,
                     created_at=utcnow(),
                 )

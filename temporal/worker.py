@@ -12,6 +12,7 @@ from activities.session import SessionActivities
 from billing.payments import LedgerProvider
 from bus.amqp import BusClient
 from moovolt.settings import Settings
+from workflows.command import ChargerCommand
 from workflows.session import ChargeSession
 
 STICKY_TIMEOUT = timedelta(seconds=3)
@@ -39,12 +40,13 @@ def build_worker(
     return Worker(
         client,
         task_queue=settings.temporal_task_queue,
-        workflows=[ChargeSession],
+        workflows=[ChargeSession, ChargerCommand],
         activities=[
             sessions.authorize,
             sessions.record_start,
             sessions.record_stop,
             sessions.record_state,
+            sessions.record_id_token,
             sessions.read_progress,
             sessions.write_cdr,
             sessions.take_payment,

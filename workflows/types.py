@@ -4,6 +4,7 @@ The ingress, the API and the workflow import these; the workflow body lives in
 ``workflows/session.py``.
 """
 
+import uuid
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -17,9 +18,10 @@ from temporalio.common import (
 )
 
 from billing.tariff import Cost, TariffSnapshot
-from bus.contract import CommandResult, IdTokenInfo
+from bus.contract import Command, CommandResult, IdTokenInfo
 
 CHARGE_SESSION = "ChargeSession"
+CHARGER_COMMAND = "ChargerCommand"
 
 # Search attributes, registered by ``temporal/`` at start-up.
 CHARGER_ID = SearchAttributeKey.for_keyword("ChargerId")
@@ -207,3 +209,16 @@ class SessionView(_Model):
 
 
 SessionInput.model_rebuild()
+
+
+class CommandInput(_Model):
+    """Input of ``ChargerCommand``: what to send to which charger, for whom."""
+
+    charger_id: str
+    command: Command
+    requested_by: str
+
+
+def command_workflow_id() -> str:
+    """Return a fresh ``ChargerCommand`` workflow id."""
+    return f"command-{uuid.uuid4()}"
