@@ -11,7 +11,7 @@ from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 
 from api import problems
-from api.routes import cdrs, chargers, health, sessions
+from api.routes import cdrs, chargers, health, sessions, variables
 from api.temporal_link import TemporalLink
 from moovolt.settings import Settings
 from store.db import make_engine, make_sessionmaker
@@ -84,6 +84,7 @@ def create_app(settings: Settings, *, dashboard: Path = DASHBOARD) -> FastAPI:
 
     api = APIRouter(prefix=API_PREFIX)
     api.include_router(chargers.router)
+    api.include_router(variables.router)
     api.include_router(sessions.router)
     api.include_router(cdrs.router)
     app.include_router(api)
