@@ -1,6 +1,10 @@
 """Exceptions that carry a failure to the place that answers for it."""
 
-from bus.contract import CommandOutcome
+from typing import TypeVar
+
+from bus.contract import CommandOutcome, Decision
+
+D = TypeVar("D", bound=Decision)
 
 
 class CallErrorReply(Exception):
@@ -17,6 +21,19 @@ class CallErrorReply(Exception):
 
 class UnexpectedDecision(Exception):
     """The SG answered with a decision that does not fit the request."""
+
+
+def expect(decision: Decision, kind: type[D]) -> D:
+    """Return ``decision`` if it is a ``kind``.
+
+    Raises:
+        UnexpectedDecision: it is another kind of decision.
+    """
+    if not isinstance(decision, kind):
+        raise UnexpectedDecision(
+            f"expected a {kind.__name__}, got a {type(decision).__name__}"
+        )
+    return decision
 
 
 class CommandNotSent(Exception):

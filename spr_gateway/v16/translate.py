@@ -9,7 +9,7 @@ what the schemas cannot check (date-times, numeric strings) raises a
 from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any, TypeVar, assert_never
+from typing import Any, assert_never
 
 from bus.contract import (
     AuthorizeDecision,
@@ -33,11 +33,15 @@ from bus.contract import (
     TransactionEnded,
     TransactionStarted,
 )
-from spr_gateway.errors import CallErrorReply, CommandNotSent, UnexpectedDecision
+from spr_gateway.errors import (
+    CallErrorReply,
+    CommandNotSent,
+    UnexpectedDecision,
+    expect,
+)
 from spr_gateway.timestamps import format_datetime, parse_datetime
 
 Payload = dict[str, Any]
-D = TypeVar("D", bound=Decision)
 
 INVALID_VALUE = "PropertyConstraintViolation"
 
@@ -205,7 +209,7 @@ def heartbeat_response(now: datetime) -> Payload:
 
 def boot_response(decision: Decision) -> Payload:
     """Translate a ``BootDecision`` into a BootNotification response."""
-    boot = _expect(decision, BootDecision)
+    boot = expect(decision, BootDecision)
     return {
         "status": boot.status.value,
         "currentTime": format_datetime(boot.current_time),
@@ -215,13 +219,13 @@ def boot_response(decision: Decision) -> Payload:
 
 def authorize_response(decision: Decision) -> Payload:
     """Translate an ``AuthorizeDecision`` into an Authorize response."""
-    authorize = _expect(decision, AuthorizeDecision)
+    authorize = expect(decision, AuthorizeDecision)
     return {"idTagInfo": id_tag_info(authorize.id_token_info)}
 
 
 def start_transaction_response(decision: Decision) -> Payload:
     """Translate a ``StartDecision`` into a StartTransaction response."""
-    start = _expect(decision, StartDecision)
+    start = expect(decision, StartDecision)
     try:
         transaction_id = int(start.transaction_id)
     except ValueError:
@@ -239,7 +243,7 @@ def start_transaction_response(decision: Decision) -> Payload:
 
 def stop_transaction_response(decision: Decision) -> Payload:
     """Translate a ``StopDecision`` into a StopTransaction response."""
-    stop = _expect(decision, StopDecision)
+    stop = expect(decision, StopDecision)
     if stop.id_token_info is None:
         return {}
     return {"idTagInfo": id_tag_info(stop.id_token_info)}
@@ -247,7 +251,7 @@ def stop_transaction_response(decision: Decision) -> Payload:
 
 def ocpp_reply(decision: Decision) -> Payload:
     """Pass an ``OcppReply``'s payload through as the response."""
-    return _expect(decision, OcppReply).payload
+    return expect(decision, OcppReply).payload
 
 
 def id_tag_info(info: IdTokenInfo) -> Payload:
@@ -258,14 +262,6 @@ def id_tag_info(info: IdTokenInfo) -> Payload:
     if info.parent_id_token is not None:
         result["parentIdTag"] = info.parent_id_token
     return result
-
-
-def _expect(decision: Decision, kind: type[D]) -> D:
-    if not isinstance(decision, kind):
-        raise UnexpectedDecision(
-            f"expected a {kind.__name__}, got a {type(decision).__name__}"
-        )
-    return decision
 
 
 # -- SG -> charger: commands ---------------------------------------------------

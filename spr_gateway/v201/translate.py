@@ -17,7 +17,7 @@ from decimal import (
     Underflow,
     localcontext,
 )
-from typing import Any, TypeVar, assert_never
+from typing import Any, assert_never
 
 from bus.contract import (
     AuthorizeDecision,
@@ -39,11 +39,10 @@ from bus.contract import (
     StatusChanged,
     VariablesReported,
 )
-from spr_gateway.errors import CallErrorReply, CommandNotSent, UnexpectedDecision
+from spr_gateway.errors import CallErrorReply, CommandNotSent, expect
 from spr_gateway.timestamps import format_datetime, parse_datetime
 
 Payload = dict[str, Any]
-D = TypeVar("D", bound=Decision)
 
 INVALID_VALUE = "PropertyConstraintViolation"
 
@@ -290,19 +289,6 @@ def id_token_info(info: IdTokenInfo) -> Payload:
     if info.parent_id_token is not None:
         result["groupIdToken"] = {"idToken": info.parent_id_token, "type": "Central"}
     return result
-
-
-def expect(decision: Decision, kind: type[D]) -> D:
-    """Return ``decision`` if it is a ``kind``.
-
-    Raises:
-        UnexpectedDecision: it is another kind of decision.
-    """
-    if not isinstance(decision, kind):
-        raise UnexpectedDecision(
-            f"expected a {kind.__name__}, got a {type(decision).__name__}"
-        )
-    return decision
 
 
 # -- SG -> charger: commands ---------------------------------------------------
