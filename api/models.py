@@ -1,19 +1,82 @@
 """What the API reads and returns; tables stay in ``store.models``.
 
 Money and energy are decimals, serialised as strings so no precision is lost;
-times are ISO 8601 in UTC.
+times are ISO 8601 in UTC, and a time given to the API must carry its offset.
+Models of the resources added with their own route module (id tokens,
+tariffs, payments, operators, the audit log) live in that module.
 """
 
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from billing.tariff import Cost
-from bus.contract import CommandOutcome
+from bus.contract import CommandOutcome, RegistrationStatus
 from workflows.types import SessionProgress
+
+# Bounds of the database's integer columns, so no id overflows a query.
+MAX_INT = 2**31 - 1
+MAX_BIGINT = 2**63 - 1
+
+
+def no_nul(value: str | None) -> str | None:
+    """Refuse text holding NUL, which PostgreSQL cannot store."""
+    if value is not None and "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+def _unset(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
+
+
+def unchanged(**constraints: Any) -> Any:
+    """Return a field of an update model: left out means unchanged.
+
+    Unlike ``None`` as a default, it documents no default and accepts no
+    ``null``, for a column that cannot be empty.
+    """
+    return Field(default=None, json_schema_extra=_unset, **constraints)
+
+
+def _utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is out of range once in UTC") from None
+
+
+# Text the database can store (PostgreSQL refuses NUL characters).
+Text = Annotated[str, AfterValidator(no_nul)]
+# A time given to the API: with an offset, kept in UTC.
+UtcDateTime = Annotated[AwareDatetime, AfterValidator(_utc)]
+# A charge point id as a charger puts it in its URL: no "/", no spaces.
+ChargerId = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=48,
+        pattern=r"^[A-Za-z0-9._~!$&'()*+,;=@-]+$",
+        description="The charge point id chargers connect with "
+        "(`/ocpp/<id>`): letters, digits and `._~!$&'()*+,;=@-`.",
+    ),
+]
+# The HTTP Basic password of a charger (1.6 AuthorizationKey, 2.0.1
+# BasicAuthPassword): 16 to 40 printable ASCII characters.
+ChargerSecret = Annotated[str, Field(pattern=r"^[!-~]{16,40}$")]
+SecurityProfile = Annotated[
+    int,
+    Field(
+        ge=0,
+        le=3,
+        description="The OCPP security profile the charger must connect with: "
+        "0 none, 1 HTTP Basic, 2 TLS and HTTP Basic, 3 TLS with a client "
+        "certificate.",
+    ),
+]
 
 
 class _Public(BaseModel):
@@ -49,6 +112,10 @@ class ConnectorPublic(_Public):
 class ChargerPublic(_Public):
     id: str
     registration_status: str
+    security_profile: int
+    has_password: bool = Field(
+        description="Whether the charger must present an HTTP Basic password."
+    )
     status: str = Field(
         description="Offline when no gateway holds the charger's connection, "
         "else connector 0's status, else Online."
@@ -69,6 +136,55 @@ class ChargerPublic(_Public):
 
 class ChargerPage(Page[ChargerPublic]):
     pass
+
+
+class ChargerCreate(BaseModel):
+    """Register a charger, so that it may connect."""
+
+    id: ChargerId
+    registration_status: RegistrationStatus = Field(
+        default=RegistrationStatus.ACCEPTED,
+        description="What its BootNotification is answered.",
+    )
+    security_profile: SecurityProfile = 0
+    tariff_id: int | None = Field(
+        default=None, ge=1, le=MAX_INT, description="None: the default tariff."
+    )
+    password: ChargerSecret | None = Field(
+        default=None,
+        description="Its HTTP Basic password (profiles 1 and 2); only a hash "
+        "is kept. Needed for profiles 1 and 2.",
+    )
+
+
+class ChargerUpdate(BaseModel):
+    """Change a charger; fields left out stay as they are."""
+
+    registration_status: RegistrationStatus = unchanged(
+        description="Takes effect at its next BootNotification."
+    )
+    security_profile: SecurityProfile = unchanged(
+        description="Takes effect at its next connection."
+    )
+    tariff_id: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_INT,
+        description="None: the default tariff. Sessions running keep theirs.",
+    )
+
+
+class ChargerPasswordSet(BaseModel):
+    """Set a charger's HTTP Basic password; leave it out to have one made."""
+
+    password: ChargerSecret | None = None
+
+
+class ChargerPasswordPublic(BaseModel):
+    charger_id: str
+    password: str | None = Field(
+        description="The password made for you, shown once; None when you gave one."
+    )
 
 
 class RemoteStartCreate(BaseModel):
@@ -132,7 +248,13 @@ class SessionLive(BaseModel):
 
 
 class SessionDetail(SessionPublic):
-    tariff: dict[str, Any] | None
+    tariff: dict[str, Any] | None = Field(
+        description="The tariff as it was at the start; later edits do not apply."
+    )
+    cdr_id: str | None = Field(default=None, description="Its CDR, once billed.")
+    cost: Cost | None = Field(
+        default=None, description="The final cost, from its CDR, once billed."
+    )
     temporal_ui_url: str
     live: SessionLive | None = Field(
         default=None, description="Present while the session runs."
@@ -156,6 +278,25 @@ class MeterValuePublic(_Public):
 
 class MeterValuePage(Page[MeterValuePublic]):
     pass
+
+
+class MeterSeries(BaseModel):
+    """The samples of one measurand, phase and location, oldest first."""
+
+    measurand: str
+    phase: str
+    location: str
+    unit: str
+    sampled_at: list[datetime] = Field(description="The time of each value.")
+    values: list[Decimal]
+
+
+class MeterSeriesPublic(BaseModel):
+    session_id: int
+    series: list[MeterSeries]
+    truncated: bool = Field(
+        description="Whether samples beyond ``limit`` were left out."
+    )
 
 
 class CdrPublic(_Public):

@@ -2,6 +2,7 @@
 
 Every error body is ``application/problem+json`` with ``type``, ``title``,
 ``status`` and ``detail``; validation errors add ``errors``, one per field.
+The OpenAPI document says so for every error answer (``document_problems``).
 """
 
 import logging
@@ -9,10 +10,12 @@ from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
+from asyncpg.exceptions import DataError as InvalidArgument
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 logger = logging.getLogger(__name__)
@@ -41,6 +44,12 @@ class Problem(BaseModel):
     status: int
     detail: str | None = None
     instance: str | None = None
+
+
+class ValidationProblem(Problem):
+    """The problem of a request that does not validate, one entry per field."""
+
+    errors: list[FieldError]
 
 
 class ProblemError(Exception):
@@ -75,6 +84,29 @@ class ProblemError(Exception):
         self.kind = kind
         self.headers = headers
         self.extra = extra
+
+
+def invalid_field(field: str, message: str, *, location: str = "body") -> ProblemError:
+    """Return the 422 problem of one invalid field, as validation errors are.
+
+    Args:
+        field: the field's dotted name, e.g. ``tariff_id``.
+        message: what is wrong with its value.
+        location: where it came from: ``body``, ``query`` or ``path``.
+    """
+    error = FieldError(
+        field=field,
+        location=[location, *field.split(".")],
+        message=message,
+        type="value_error",
+    )
+    return ProblemError(
+        422,
+        "Invalid request",
+        f"{field}: {message}",
+        kind="invalid-request",
+        errors=[error.model_dump()],
+    )
 
 
 def problem_response(
@@ -153,6 +185,56 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def _refused_value(exc: DBAPIError) -> bool:
+    # PostgreSQL refused a value (SQLSTATE class 22), or asyncpg could not
+    # send one (an integer beyond its column, say).
+    if isinstance(exc, DataError):
+        return True
+    cause = exc.orig.__cause__ if exc.orig is not None else None
+    return isinstance(cause, InvalidArgument)
+
+
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    # A value the models let through but the database refuses (a NUL
+    # character, a number beyond its column) is the client's; any other
+    # database error is the server's.
+    assert isinstance(exc, DBAPIError)
+    if not _refused_value(exc):
+        raise exc
+    logger.warning(
+        "value refused by the database on %s %s: %s",
+        request.method,
+        request.url.path,
+        type(exc.orig).__name__,
+    )
+    return problem_response(
+        request,
+        422,
+        title="Invalid request",
+        detail="A value cannot be stored: it holds a NUL character or is out of range.",
+        kind="invalid-value",
+        errors=[],
+    )
+
+
+async def _integrity_error(request: Request, exc: Exception) -> JSONResponse:
+    # Two requests raced for the same name or row; the loser gets a conflict.
+    assert isinstance(exc, IntegrityError)
+    logger.info(
+        "conflicting write on %s %s: %s",
+        request.method,
+        request.url.path,
+        type(exc.orig).__name__,
+    )
+    return problem_response(
+        request,
+        409,
+        title="conflict",
+        detail="The change conflicts with the stored data; read it and retry.",
+        kind="conflict",
+    )
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     # The client never sees an internal error's text.
     logger.error(
@@ -166,6 +248,8 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_exception)
     app.add_exception_handler(ProblemError, _problem_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(DBAPIError, _database_error)
+    app.add_exception_handler(IntegrityError, _integrity_error)
     app.add_exception_handler(Exception, _unexpected)
 
 
@@ -179,3 +263,48 @@ def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
         }
         for status in statuses
     }
+
+
+def problem_doc(status: int) -> dict[str, Any]:
+    """Return the OpenAPI response object of a problem answer with ``status``."""
+    model = ValidationProblem if status == 422 else Problem
+    return {
+        "description": HTTPStatus(status).phrase,
+        "content": {
+            MEDIA_TYPE: {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}
+        },
+    }
+
+
+def document_problems(schema: dict[str, Any]) -> None:
+    """Make every error answer of ``schema`` (OpenAPI) a problem, in place.
+
+    FastAPI documents error bodies as ``application/json`` and validation
+    errors with its own model; the API answers ``application/problem+json``,
+    validation errors as ``ValidationProblem``. An operation with a body may
+    also answer 400, for a body that is not JSON.
+    """
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for model in (Problem, ValidationProblem):
+        model_schema = model.model_json_schema(
+            ref_template="#/components/schemas/{model}"
+        )
+        components.update(model_schema.pop("$defs", {}))
+        components[model.__name__] = model_schema
+    for name in ("HTTPValidationError", "ValidationError"):
+        components.pop(name, None)
+
+    for path in schema.get("paths", {}).values():
+        for operation in path.values():
+            responses = operation.get("responses", {})
+            if "requestBody" in operation:
+                # A body that is not JSON at all; a JSON one that does not
+                # validate is a 422.
+                responses.setdefault("400", {"description": "Unreadable body"})
+            for status in list(responses):
+                if status.isdigit() and int(status) >= 400:
+                    doc = problem_doc(int(status))
+                    doc["description"] = responses[status].get(
+                        "description", doc["description"]
+                    )
+                    responses[status] = doc

@@ -91,6 +91,29 @@ async def create_operator(
     return operator
 
 
+async def issue_api_token(
+    db: AsyncSession, operator: Operator, *, name: str = "default"
+) -> tuple[ApiToken, str]:
+    """Issue a new API token for ``operator``.
+
+    Args:
+        db: the session to write with; committed here.
+        operator: whose token it is.
+        name: what the token is for, to tell an operator's tokens apart.
+
+    Returns:
+        The stored token (its hash only) and the token in clear, which
+        exists only here: show it once.
+    """
+    assert operator.id is not None
+    token = new_token()
+    row = ApiToken(operator_id=operator.id, name=name, token_hash=hash_token(token))
+    db.add(row)
+    await db.commit()
+    logger.info("api token issued", extra={"operator": operator.name})
+    return row, token
+
+
 async def issue_token(
     db: AsyncSession, operator: Operator, *, name: str = "default"
 ) -> str:
@@ -98,11 +121,7 @@ async def issue_token(
 
     The clear token exists only in the return value: show it once.
     """
-    assert operator.id is not None
-    token = new_token()
-    db.add(ApiToken(operator_id=operator.id, name=name, token_hash=hash_token(token)))
-    await db.commit()
-    logger.info("api token issued", extra={"operator": operator.name})
+    _, token = await issue_api_token(db, operator, name=name)
     return token
 
 

@@ -10,8 +10,10 @@ from sqlalchemy import (
     Column,
     DateTime,
     Identity,
+    Index,
     Numeric,
     UniqueConstraint,
+    text,
 )
 from sqlmodel import Field, SQLModel
 
@@ -30,7 +32,19 @@ def _money(default: Decimal = Decimal(0)) -> Any:
 
 
 class Tariff(SQLModel, table=True):
-    """Prices of a charge: energy, time, a fixed fee, in one currency, plus VAT."""
+    """Prices of a charge: energy, time, a fixed fee, in one currency, plus VAT.
+
+    At most one tariff is the default, the one of chargers without their own.
+    """
+
+    __table_args__ = (
+        Index(
+            "tariff_one_default",
+            "is_default",
+            unique=True,
+            postgresql_where=text("is_default"),
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(unique=True)
@@ -128,8 +142,9 @@ class IdToken(SQLModel, table=True):
     token_type: str | None = None
     status: str = "Accepted"
     expires_at: datetime | None = _ts()
-    parent_token: str | None = None
-    owner: str | None = None
+    # The group: 1.6 parentIdTag, 2.0.1 groupIdToken.
+    parent_token: str | None = Field(default=None, index=True)
+    owner: str | None = Field(default=None, index=True)
     created_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(DateTime(timezone=True))
     )
@@ -140,7 +155,8 @@ class Session(SQLModel, table=True):
 
     For OCPP 1.6 the id is the transactionId the CSMS hands out; ``start_key``
     identifies the StartTransaction that opened it, so a repeated one finds
-    the same session instead of opening another.
+    the same session instead of opening another. ``charger_id`` is no foreign
+    key: sessions outlive a deleted charger.
     """
 
     __table_args__ = (
@@ -152,7 +168,7 @@ class Session(SQLModel, table=True):
         default=None,
         sa_column=Column(BigInteger, Identity(), primary_key=True),
     )
-    charger_id: str = Field(foreign_key="charger.id", index=True)
+    charger_id: str = Field(index=True)
     connector_id: int | None = None
     transaction_id: str | None = None
     start_key: str | None = None
@@ -240,7 +256,7 @@ class Cdr(SQLModel, table=True):
     transaction_id: str | None = None
     id_token: str | None = None
     started_at: datetime = Field(sa_column=Column(DateTime(timezone=True)))
-    stopped_at: datetime = Field(sa_column=Column(DateTime(timezone=True)))
+    stopped_at: datetime = Field(sa_column=Column(DateTime(timezone=True), index=True))
     meter_start_wh: Decimal = Field(sa_column=Column(Numeric(18, 3)))
     meter_stop_wh: Decimal = Field(sa_column=Column(Numeric(18, 3)))
     energy_wh: Decimal = Field(sa_column=Column(Numeric(18, 3)))
@@ -315,7 +331,7 @@ class CommandAudit(SQLModel, table=True):
     status: str | None = None
     result: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
     created_at: datetime = Field(
-        default_factory=utcnow, sa_column=Column(DateTime(timezone=True))
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), index=True)
     )
     completed_at: datetime | None = _ts()
 

@@ -1,32 +1,51 @@
-"""Chargers: their connectors and live status, and remote starts."""
+"""Chargers: registration, connectors and live status, passwords, remote starts.
 
+A charger is deleted outright, with its connectors and stored device model;
+its sessions, CDRs and events stay, under its id. A charger still connected
+keeps its connection until it drops: the next connect is refused as unknown.
+"""
+
+import asyncio
 import logging
+import secrets
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Response
-from sqlalchemy import func
+from fastapi import APIRouter, Depends, Query, Response
+from pydantic import AfterValidator
+from sqlalchemy import ColumnElement, delete, func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.service import RPCError
 
 from api.commands import check_answer, execute_update, unavailable_from
 from api.deps import (
+    ChargerPath,
     Limit,
     Offset,
     OperatorDep,
     SessionDep,
     SettingsDep,
     TemporalDep,
+    TextQuery,
     ViewerDep,
 )
 from api.models import (
+    ChargerCreate,
     ChargerPage,
+    ChargerPasswordPublic,
+    ChargerPasswordSet,
     ChargerPublic,
+    ChargerUpdate,
     ConnectorPublic,
     RemoteStartCreate,
     RemoteStartPublic,
+    no_nul,
 )
-from api.problems import ProblemError, documented
-from store.models import Charger, Connector
+from api.paging import sorting
+from api.problems import ProblemError, documented, invalid_field
+from bus.contract import OcppVersion, RegistrationStatus
+from moovolt.auth import hash_password
+from store.models import Charger, Connector, DeviceVariable, Session, Tariff
 from store.sessions import reserve_remote_session, session_input
 from workflows.types import (
     CHARGE_SESSION,
@@ -38,6 +57,35 @@ from workflows.types import (
 logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/chargers", tags=["chargers"])
+
+# Profiles whose chargers authenticate with an HTTP Basic password.
+PASSWORD_PROFILES = frozenset({1, 2})
+# Sessions in these states are over for their workflow; any other is running.
+FINISHED = frozenset(
+    {
+        SessionState.REMOTE_START_REJECTED,
+        SessionState.NEVER_STARTED,
+        SessionState.BILLED,
+        SessionState.PAYMENT_DECLINED,
+    }
+)
+
+SORT = sorting(
+    {
+        "id": col(Charger.id),
+        "created_at": col(Charger.created_at),
+        "last_seen_at": col(Charger.last_seen_at),
+        "vendor": col(Charger.vendor),
+        "registration_status": col(Charger.registration_status),
+    },
+    default="id",
+    tiebreak=col(Charger.id),
+)
+IdPrefix = Annotated[
+    str | None,
+    Query(max_length=48, description="Only chargers whose id starts with this."),
+    AfterValidator(no_nul),
+]
 
 
 def _public(charger: Charger, connectors: list[Connector]) -> ChargerPublic:
@@ -52,6 +100,7 @@ def _public(charger: Charger, connectors: list[Connector]) -> ChargerPublic:
         {
             **charger.model_dump(),
             "status": status,
+            "has_password": charger.password_hash is not None,
             "connectors": [ConnectorPublic.model_validate(c) for c in connectors],
         }
     )
@@ -75,22 +124,21 @@ async def _connectors_of(
     return by_charger
 
 
-async def _get_charger(db: AsyncSession, charger_id: str) -> Charger:
-    charger = await db.get(Charger, charger_id)
-    if charger is None:
-        raise ProblemError(404, "Not Found", f"No charger {charger_id}.")
-    return charger
-
-
-@router.get("", responses=documented(401, 403))
-async def list_chargers(
-    db: SessionDep, _: ViewerDep, limit: Limit = 50, offset: Offset = 0
+async def charger_page(
+    db: AsyncSession,
+    where: list[ColumnElement[bool]],
+    order: list[Any],
+    *,
+    limit: int,
+    offset: int,
 ) -> ChargerPage:
-    """List chargers by id, with their connectors' last status."""
-    total = (await db.exec(select(func.count()).select_from(Charger))).one()
+    """Return one page of the chargers matching ``where``, with connectors."""
+    total = (
+        await db.exec(select(func.count()).select_from(Charger).where(*where))
+    ).one()
     chargers = list(
         await db.exec(
-            select(Charger).order_by(col(Charger.id)).limit(limit).offset(offset)
+            select(Charger).where(*where).order_by(*order).limit(limit).offset(offset)
         )
     )
     connectors = await _connectors_of(db, [c.id for c in chargers])
@@ -102,12 +150,202 @@ async def list_chargers(
     )
 
 
+async def _get_charger(db: AsyncSession, charger_id: str) -> Charger:
+    charger = await db.get(Charger, charger_id)
+    if charger is None:
+        raise ProblemError(404, "Not Found", f"No charger {charger_id}.")
+    return charger
+
+
+async def _check_tariff(db: AsyncSession, tariff_id: int | None) -> None:
+    if tariff_id is not None and await db.get(Tariff, tariff_id) is None:
+        raise invalid_field("tariff_id", f"there is no tariff {tariff_id}")
+
+
+@router.get("", responses=documented(401, 403))
+async def list_chargers(
+    db: SessionDep,
+    _: ViewerDep,
+    order: Annotated[list[Any], Depends(SORT)],
+    connected: bool | None = None,
+    ocpp_version: OcppVersion | None = None,
+    registration_status: RegistrationStatus | None = None,
+    vendor: Annotated[TextQuery, Query(description="Case-insensitive.")] = None,
+    tariff_id: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
+    q: IdPrefix = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> ChargerPage:
+    """List chargers with their connectors' last status, by id unless sorted."""
+    where: list[ColumnElement[bool]] = []
+    if connected is not None:
+        where.append(col(Charger.connected) == connected)
+    if ocpp_version is not None:
+        where.append(col(Charger.ocpp_version) == ocpp_version.value)
+    if registration_status is not None:
+        where.append(col(Charger.registration_status) == registration_status.value)
+    if vendor is not None:
+        where.append(func.lower(col(Charger.vendor)) == vendor.lower())
+    if tariff_id is not None:
+        where.append(col(Charger.tariff_id) == tariff_id)
+    if q:
+        where.append(col(Charger.id).startswith(q, autoescape=True))
+    return await charger_page(db, where, order, limit=limit, offset=offset)
+
+
+@router.post("", status_code=201, responses=documented(401, 403, 409))
+async def create_charger(
+    body: ChargerCreate, response: Response, db: SessionDep, operator: OperatorDep
+) -> ChargerPublic:
+    """Register a charger, so that it may connect and boot.
+
+    Profiles 1 and 2 need a password; the gateway checks it at each connect.
+    """
+    if await db.get(Charger, body.id) is not None:
+        raise ProblemError(
+            409,
+            "charger exists",
+            f"Charger {body.id} is registered already.",
+            kind="charger-exists",
+        )
+    if body.security_profile in PASSWORD_PROFILES and body.password is None:
+        raise invalid_field("password", "security profiles 1 and 2 need a password")
+    await _check_tariff(db, body.tariff_id)
+
+    charger = Charger(
+        id=body.id,
+        registration_status=body.registration_status.value,
+        security_profile=body.security_profile,
+        tariff_id=body.tariff_id,
+        password_hash=(
+            await asyncio.to_thread(hash_password, body.password)
+            if body.password
+            else None
+        ),
+    )
+    db.add(charger)
+    await db.commit()
+    logger.info(
+        "charger registered", extra={"charger_id": body.id, "by": operator.name}
+    )
+    response.headers["Location"] = f"/api/v1/chargers/{body.id}"
+    return _public(charger, [])
+
+
 @router.get("/{charger_id}", responses=documented(401, 403, 404))
-async def get_charger(charger_id: str, db: SessionDep, _: ViewerDep) -> ChargerPublic:
+async def get_charger(
+    charger_id: ChargerPath, db: SessionDep, _: ViewerDep
+) -> ChargerPublic:
     """Return one charger with its connectors."""
     charger = await _get_charger(db, charger_id)
     connectors = await _connectors_of(db, [charger_id])
     return _public(charger, connectors[charger_id])
+
+
+@router.patch("/{charger_id}", responses=documented(401, 403, 404, 409))
+async def update_charger(
+    charger_id: ChargerPath, body: ChargerUpdate, db: SessionDep, operator: OperatorDep
+) -> ChargerPublic:
+    """Change a charger's registration, security profile or tariff.
+
+    A new registration status answers its next BootNotification, a profile
+    its next connection; sessions running keep the tariff they started with.
+    """
+    charger = await _get_charger(db, charger_id)
+    changes = body.model_dump(exclude_unset=True)
+    if "tariff_id" in changes:
+        await _check_tariff(db, changes["tariff_id"])
+    if (
+        changes.get("security_profile") in PASSWORD_PROFILES
+        and charger.password_hash is None
+    ):
+        raise ProblemError(
+            409,
+            "password needed",
+            "Security profiles 1 and 2 need a password: set one first.",
+            kind="password-needed",
+        )
+
+    for field, value in changes.items():
+        setattr(charger, field, value)
+    db.add(charger)
+    await db.commit()
+    logger.info(
+        "charger changed: %s",
+        ", ".join(sorted(changes)) or "nothing",
+        extra={"charger_id": charger_id, "by": operator.name},
+    )
+    connectors = await _connectors_of(db, [charger_id])
+    return _public(charger, connectors[charger_id])
+
+
+@router.delete(
+    "/{charger_id}", status_code=204, responses=documented(401, 403, 404, 409)
+)
+async def delete_charger(
+    charger_id: ChargerPath, db: SessionDep, operator: OperatorDep
+) -> None:
+    """Delete a charger; its sessions, CDRs and events stay.
+
+    Refused while one of its sessions runs. A charger still connected keeps
+    its connection until it drops, and is then refused as unknown.
+    """
+    await _get_charger(db, charger_id)
+    running = await db.exec(
+        select(Session.id)
+        .where(
+            col(Session.charger_id) == charger_id,
+            col(Session.state).not_in([state.value for state in FINISHED]),
+        )
+        .limit(1)
+    )
+    session_id = running.first()
+    if session_id is not None:
+        raise ProblemError(
+            409,
+            "session running",
+            f"Charger {charger_id} has a running session ({session_id}).",
+            kind="session-running",
+            session_id=session_id,
+        )
+
+    for table in (Connector, DeviceVariable):
+        await db.exec(delete(table).where(col(table.charger_id) == charger_id))
+    await db.exec(delete(Charger).where(col(Charger.id) == charger_id))
+    await db.commit()
+    logger.info(
+        "charger deleted", extra={"charger_id": charger_id, "by": operator.name}
+    )
+
+
+@router.post("/{charger_id}/password", responses=documented(401, 403, 404))
+async def set_charger_password(
+    charger_id: ChargerPath,
+    body: ChargerPasswordSet,
+    db: SessionDep,
+    operator: OperatorDep,
+) -> ChargerPasswordPublic:
+    """Set or rotate the HTTP Basic password a charger connects with.
+
+    Only its argon2 hash is kept; a password made here (40 hex characters,
+    fit for both OCPP versions) is shown in the answer, once. This only
+    stores it: give it to the charger too, with ``configuration/change``
+    (1.6 ``AuthorizationKey``) or ``variables/set`` (2.0.1
+    ``SecurityCtrlr.BasicAuthPassword``). From now on the old password is
+    refused at connect.
+    """
+    charger = await _get_charger(db, charger_id)
+    password = body.password or secrets.token_hex(20)
+
+    charger.password_hash = await asyncio.to_thread(hash_password, password)
+    db.add(charger)
+    await db.commit()
+    logger.info(
+        "charger password set", extra={"charger_id": charger_id, "by": operator.name}
+    )
+    return ChargerPasswordPublic(
+        charger_id=charger_id, password=None if body.password else password
+    )
 
 
 @router.post(
@@ -116,7 +354,7 @@ async def get_charger(charger_id: str, db: SessionDep, _: ViewerDep) -> ChargerP
     responses=documented(401, 403, 404, 409, 501, 502, 503, 504),
 )
 async def remote_start(
-    charger_id: str,
+    charger_id: ChargerPath,
     body: RemoteStartCreate,
     response: Response,
     db: SessionDep,

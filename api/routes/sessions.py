@@ -1,25 +1,34 @@
 """Charge sessions: their rows, their live view from the workflow, stops."""
 
 import logging
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
-from sqlmodel import col
+from fastapi import APIRouter, Depends, Query
+from pydantic import AfterValidator
+from sqlalchemy import ColumnElement, false
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import WorkflowQueryFailedError
 from temporalio.service import RPCError
 
 from api.commands import check_answer, execute_update, unavailable_from
 from api.deps import (
+    BigId,
+    ChargerQuery,
+    IdTokenQuery,
     Limit,
     Offset,
     OperatorDep,
     SessionDep,
     SettingsDep,
+    Since,
     TemporalDep,
+    Until,
     ViewerDep,
 )
 from api.models import (
+    MeterSeries,
+    MeterSeriesPublic,
     MeterValuePage,
     MeterValuePublic,
     SessionDetail,
@@ -27,12 +36,14 @@ from api.models import (
     SessionPage,
     SessionPublic,
     StopPublic,
+    no_nul,
 )
-from api.paging import fetch_page
+from api.paging import fetch_page, sorting
 from api.problems import ProblemError, documented
 from api.temporal_link import TemporalLink, TemporalUnavailable
+from billing.tariff import Cost
 from moovolt.settings import Settings
-from store.models import MeterValue, Session
+from store.models import Cdr, MeterValue, Session
 from workflows.types import REQUEST_STOP, VIEW, SessionState, SessionView, StopRequest
 
 logger = logging.getLogger(__name__)
@@ -54,6 +65,29 @@ RUNNING = frozenset(
 STOPPABLE = frozenset(
     {SessionState.CHARGING, SessionState.SILENT, SessionState.REJECTED}
 )
+
+SORT = sorting(
+    {
+        "id": col(Session.id),
+        "created_at": col(Session.created_at),
+        "started_at": col(Session.started_at),
+        "stopped_at": col(Session.stopped_at),
+        "energy_wh": col(Session.energy_wh),
+        "charger_id": col(Session.charger_id),
+    },
+    default="-id",
+    tiebreak=col(Session.id),
+)
+Measurand = Annotated[
+    str | None,
+    Query(
+        max_length=100,
+        description="Only this measurand, e.g. `Energy.Active.Import.Register`.",
+    ),
+    AfterValidator(no_nul),
+]
+# Samples one series answer holds at most.
+MAX_SERIES_SAMPLES = 100_000
 
 
 def temporal_ui_url(settings: Settings, workflow_id: str) -> str:
@@ -93,19 +127,40 @@ async def _live_view(
 async def list_sessions(
     db: SessionDep,
     _: ViewerDep,
-    charger_id: str | None = None,
+    order: Annotated[list[Any], Depends(SORT)],
+    charger_id: ChargerQuery = None,
     state: SessionState | None = None,
+    running: Annotated[
+        bool | None,
+        Query(description="Only live sessions (true) or only past ones (false)."),
+    ] = None,
+    id_token: IdTokenQuery = None,
+    since: Since = None,
+    until: Until = None,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> SessionPage:
-    """List sessions, newest first, optionally of one charger or in one state."""
-    where = []
+    """List sessions, newest first unless sorted.
+
+    ``since`` and ``until`` bound the start time; a session that never started
+    falls outside any such range.
+    """
+    where: list[ColumnElement[bool]] = []
     if charger_id is not None:
         where.append(col(Session.charger_id) == charger_id)
     if state is not None:
         where.append(col(Session.state) == state.value)
+    if running is not None:
+        live = col(Session.state).in_([s.value for s in RUNNING])
+        where.append(live if running else ~live)
+    if id_token is not None:
+        where.append(col(Session.id_token) == id_token)
+    if since is not None:
+        where.append(col(Session.started_at) >= since)
+    if until is not None:
+        where.append(col(Session.started_at) < until)
     total, rows = await fetch_page(
-        db, Session, where, [col(Session.id).desc()], limit=limit, offset=offset
+        db, Session, where, order, limit=limit, offset=offset
     )
     return SessionPage(
         items=[SessionPublic.model_validate(row) for row in rows],
@@ -115,9 +170,21 @@ async def list_sessions(
     )
 
 
+def _final_cost(cdr: Cdr) -> Cost:
+    return Cost(
+        currency=cdr.currency,
+        energy=cdr.cost_energy,
+        time=cdr.cost_time,
+        session=cdr.cost_session,
+        total_excl_vat=cdr.total_excl_vat,
+        vat=cdr.vat,
+        total_incl_vat=cdr.total_incl_vat,
+    )
+
+
 @router.get("/{session_id}", responses=documented(401, 403, 404))
 async def get_session(
-    session_id: int,
+    session_id: BigId,
     db: SessionDep,
     settings: SettingsDep,
     temporal: TemporalDep,
@@ -127,14 +194,18 @@ async def get_session(
 
     The live part comes from the workflow's ``view`` query. If Temporal does
     not answer, the stored row is still returned, with ``live_error`` set.
+    Once billed, ``cost`` and ``cdr_id`` come from its CDR.
     """
     row = await _get_session(db, session_id)
     live, live_error = None, None
     if row.state in RUNNING:
         live, live_error = await _live_view(temporal, row)
+    cdr = (await db.exec(select(Cdr).where(col(Cdr.session_id) == row.id))).first()
     return SessionDetail.model_validate(
         {
             **row.model_dump(),
+            "cdr_id": cdr.id if cdr else None,
+            "cost": _final_cost(cdr) if cdr else None,
             "temporal_ui_url": temporal_ui_url(settings, row.workflow_id),
             "live": live,
             "live_error": live_error,
@@ -142,20 +213,30 @@ async def get_session(
     )
 
 
+def _samples_of(row: Session, measurand: str | None) -> list[ColumnElement[bool]]:
+    if row.transaction_id is None:
+        return [false()]  # not "IS NULL": samples outside any transaction
+    where = [
+        col(MeterValue.charger_id) == row.charger_id,
+        col(MeterValue.transaction_id) == row.transaction_id,
+    ]
+    if measurand is not None:
+        where.append(col(MeterValue.measurand) == measurand)
+    return where
+
+
 @router.get("/{session_id}/meter-values", responses=documented(401, 403, 404))
 async def list_meter_values(
-    session_id: int,
+    session_id: BigId,
     db: SessionDep,
     _: ViewerDep,
+    measurand: Measurand = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
     offset: Offset = 0,
 ) -> MeterValuePage:
     """List the samples the charger sent for the session, oldest first."""
     row = await _get_session(db, session_id)
-    match = [
-        col(MeterValue.charger_id) == row.charger_id,
-        col(MeterValue.transaction_id) == row.transaction_id,
-    ]
+    match = _samples_of(row, measurand)
     total, samples = await fetch_page(
         db,
         MeterValue,
@@ -172,12 +253,59 @@ async def list_meter_values(
     )
 
 
+@router.get("/{session_id}/meter-values/series", responses=documented(401, 403, 404))
+async def meter_series(
+    session_id: BigId,
+    db: SessionDep,
+    _: ViewerDep,
+    measurand: Measurand = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_SERIES_SAMPLES)] = 10_000,
+) -> MeterSeriesPublic:
+    """Return the session's samples as time series, one per measurand.
+
+    A series holds one measurand at one phase and location, its times and
+    values in two arrays, oldest first: ready to plot. At most ``limit``
+    samples in all, the oldest; ``truncated`` says whether more exist.
+    """
+    row = await _get_session(db, session_id)
+    assert row.id is not None
+    samples = list(
+        await db.exec(
+            select(MeterValue)
+            .where(*_samples_of(row, measurand))
+            .order_by(col(MeterValue.sampled_at), col(MeterValue.id))
+            .limit(limit + 1)
+        )
+    )
+
+    series: dict[tuple[str, str, str, str], MeterSeries] = {}
+    for sample in samples[:limit]:
+        key = (sample.measurand, sample.phase, sample.location, sample.unit)
+        one = series.get(key)
+        if one is None:
+            one = series[key] = MeterSeries(
+                measurand=sample.measurand,
+                phase=sample.phase,
+                location=sample.location,
+                unit=sample.unit,
+                sampled_at=[],
+                values=[],
+            )
+        one.sampled_at.append(sample.sampled_at)
+        one.values.append(sample.value)
+    return MeterSeriesPublic(
+        session_id=row.id,
+        series=[series[key] for key in sorted(series)],
+        truncated=len(samples) > limit,
+    )
+
+
 @router.post(
     "/{session_id}/stop",
     responses=documented(401, 403, 404, 409, 501, 502, 503, 504),
 )
 async def stop_session(
-    session_id: int,
+    session_id: BigId,
     db: SessionDep,
     settings: SettingsDep,
     temporal: TemporalDep,

@@ -1,5 +1,7 @@
 """Fixtures and helpers of the API tests: a throwaway database, the app."""
 
+import hashlib
+import secrets
 import socket
 import uuid
 from collections.abc import AsyncIterator
@@ -72,3 +74,27 @@ def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
     assert body["title"]
     assert body["type"]
     return body
+
+
+async def stack_token(stack: Any, role: str, name: str | None = None) -> str:
+    """Register an operator of ``role`` on the running stack; return its token.
+
+    Args:
+        stack: the ``tests.integration.stack.Stack`` to register it on.
+        role: viewer, operator or admin.
+        name: the operator's name; a unique one when left out.
+    """
+    token = secrets.token_urlsafe(32)
+    rows = await stack.sql(
+        "INSERT INTO operator (name, role, created_at)"
+        " VALUES ($1, $2, now()) RETURNING id",
+        name or f"{role}-{secrets.token_hex(4)}",
+        role,
+    )
+    await stack.sql(
+        "INSERT INTO api_token (operator_id, name, token_hash, created_at)"
+        " VALUES ($1, 'tests', $2, now())",
+        rows[0]["id"],
+        hashlib.sha256(token.encode()).hexdigest(),
+    )
+    return token
