@@ -5,6 +5,12 @@ standards-following charger does: it accepts a remote start and then starts
 the transaction itself, accepts a remote stop and then stops, and answers
 GetConfiguration / ChangeConfiguration from an in-memory configuration.
 
+It also answers every other operator command (``OperationsCharger16``:
+reset, availability, trigger, local list, charging profiles, reservations,
+firmware, diagnostics), keeps the calls it received as they came
+(``received``), and a start on a connector it holds a reservation for names
+the reservation.
+
 It has the version-neutral surface that ``TestCharger201`` has too (``boot``,
 ``available``, ``authorize``, ``start_transaction``, ``meter``, ``stop``, ``send``,
 ``repeat``, the ``remote_started`` / ``remote_stopped`` queues, transaction
@@ -21,10 +27,11 @@ from typing import Any
 
 import websockets
 from ocpp.routing import on
-from ocpp.v16 import ChargePoint, call, call_result
+from ocpp.v16 import call, call_result
 from ocpp.v16.enums import Action, ChargePointErrorCode, ChargePointStatus
 
 from tests.integration.charger201 import Booted, TestCharger201, iso
+from tests.integration.operations16 import OperationsCharger16
 
 __all__ = ["VERSIONS", "Booted", "Charger", "TestCharger", "connected", "iso"]
 
@@ -58,7 +65,7 @@ def _as_is(result: Any) -> Any:
     return result
 
 
-class TestCharger(ChargePoint):  # type: ignore[misc]
+class TestCharger(OperationsCharger16):
     """A 1.6 charger that follows the remote commands it accepts."""
 
     __test__ = False
@@ -135,6 +142,7 @@ class TestCharger(ChargePoint):  # type: ignore[misc]
                 id_tag=id_token,
                 meter_start=self.meter_wh,
                 timestamp=iso(at),
+                reservation_id=self.take_reservation(connector_id, id_token),
             ),
             interpret,
         )

@@ -6,7 +6,11 @@ transaction event the CSMS answered with a CALLERROR, accepts a remote start
 and then starts the transaction itself with the ``remoteStartId``, accepts a
 remote stop and then ends the transaction, and answers device-model requests
 (GetVariables, SetVariables, GetBaseReport then NotifyReport) from an
-in-memory device model.
+in-memory device model. It answers every other operator command too
+(``OperationsCharger201``: reset, availability, trigger, local list, charging
+profiles, reservations, firmware, logs), keeps the calls it received as they
+came (``received``), and a start on an EVSE it holds a reservation for names
+the reservation.
 
 Its surface is the one ``tests.integration.charger.TestCharger`` (1.6) has, so
 that session tests run on both versions; ``start_without_token`` and
@@ -23,8 +27,10 @@ from typing import Any
 
 from ocpp.exceptions import OCPPError
 from ocpp.routing import on
-from ocpp.v201 import ChargePoint, call, call_result
+from ocpp.v201 import call, call_result
 from ocpp.v201.enums import Action
+
+from tests.integration.operations201 import OperationsCharger201
 
 TOKEN_TYPE = "ISO14443"
 ENERGY = "Energy.Active.Import.Register"
@@ -227,7 +233,7 @@ class _Transaction:
         return seq_no
 
 
-class TestCharger201(ChargePoint):  # type: ignore[misc]
+class TestCharger201(OperationsCharger201):
     """A 2.0.1 charging station that follows the remote commands it accepts.
 
     Args:
@@ -447,6 +453,7 @@ class TestCharger201(ChargePoint):  # type: ignore[misc]
         interpret: Callable[[Any], Any] = _verdict,
     ) -> Any:
         """Send the Started event; return its answer as ``interpret`` reads it."""
+        evse_id = self.transactions[tx].evse_id
         info: dict[str, Any] = {"chargingState": "Charging"}
         if remote_start_id is not None:
             info["remoteStartId"] = remote_start_id
@@ -458,8 +465,11 @@ class TestCharger201(ChargePoint):  # type: ignore[misc]
             info,
             interpret,
             meter_value=[self._register(at, "Transaction.Begin")],
-            evse={"id": self.transactions[tx].evse_id, "connectorId": 1},
+            evse={"id": evse_id, "connectorId": 1},
             id_token=id_token,
+            reservation_id=self.take_reservation(
+                evse_id, id_token["idToken"] if id_token else None
+            ),
         )
 
     def _register(self, at: datetime, context: str) -> dict[str, Any]:
