@@ -24,6 +24,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from bus.amqp import QUORUM, BusClient
 from bus.contract import CONTRACT_VERSION, CommandResult
+from moovolt import metrics
 from store.models import CommandAudit
 
 logger = logging.getLogger(__name__)
@@ -69,6 +70,7 @@ class CommandResultListener:
         except ValidationError as exc:
             logger.warning("dropping a malformed command result: %s", exc)
             logger.debug("malformed command result", exc_info=True)
+            metrics.SG_COMMAND_RESULTS.labels(metrics.UNKNOWN, "dropped").inc()
             await message.reject(requeue=False)
             return
         if result.contract > CONTRACT_VERSION:
@@ -77,6 +79,7 @@ class CommandResultListener:
                 result.command_id,
                 result.contract,
             )
+            metrics.SG_COMMAND_RESULTS.labels(metrics.UNKNOWN, "dropped").inc()
             await message.reject(requeue=False)
             return
 
@@ -90,6 +93,7 @@ class CommandResultListener:
                 result.command_id,
                 exc_info=True,
             )
+            metrics.SG_COMMAND_RESULTS.labels(result.outcome.value, "requeued").inc()
             await asyncio.sleep(RETRY_DELAY_S)
             await message.nack(requeue=True)
             return
@@ -99,11 +103,13 @@ class CommandResultListener:
         extra = {"charger_id": result.charger_id, "command_id": result.command_id}
         if result.task_token is None:
             logger.info("command result without a task token", extra=extra)
+            metrics.SG_COMMAND_RESULTS.labels(result.outcome.value, "dropped").inc()
             return
         try:
             token = base64.b64decode(result.task_token, validate=True)
         except binascii.Error:
             logger.warning("command result with a malformed task token", extra=extra)
+            metrics.SG_COMMAND_RESULTS.labels(result.outcome.value, "dropped").inc()
             return
 
         handle = self._client.get_async_activity_handle(task_token=token)
@@ -118,7 +124,9 @@ class CommandResultListener:
                 exc.message,
                 extra=extra,
             )
+            metrics.SG_COMMAND_RESULTS.labels(result.outcome.value, "gone").inc()
             return
+        metrics.SG_COMMAND_RESULTS.labels(result.outcome.value, "delivered").inc()
         logger.debug("command result delivered", extra=extra)
 
     async def _audit(self, result: CommandResult) -> None:

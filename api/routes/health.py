@@ -1,18 +1,25 @@
-"""Liveness and readiness probes; unauthenticated."""
+"""Liveness and readiness probes and the metrics; unauthenticated.
+
+``/metrics`` is served at the root only (``metrics_router``), not under the
+API prefix, so a proxy that publishes only ``/api/v1`` does not publish it;
+keep the root on an internal network.
+"""
 
 import logging
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from api.deps import SessionDep, TemporalDep
 from api.models import Health
 from api.problems import ProblemError, documented
+from moovolt import metrics
 
 logger = logging.getLogger(__name__)
 
 router = APIRouter(tags=["health"])
+metrics_router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz")
@@ -40,3 +47,10 @@ async def readiness(db: SessionDep, temporal: TemporalDep) -> Health:
         database="ok",
         temporal="connected" if temporal.connected else "connecting",
     )
+
+
+@metrics_router.get("/metrics", include_in_schema=False)
+async def prometheus_metrics() -> Response:
+    """Return the API's metrics in the Prometheus text format."""
+    body, content_type = metrics.exposition(metrics.API)
+    return Response(body, media_type=content_type)
