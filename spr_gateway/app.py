@@ -9,11 +9,10 @@ from bus.amqp import BusClient
 from bus.contract import Topology
 from moovolt.settings import Settings
 from spr_gateway import tls, v16, v201
-from spr_gateway.commands import CommandRouter
 from spr_gateway.connection import ChargerConnection
 from spr_gateway.dialect import Dialect
+from spr_gateway.health import GatewayHealth, MeteredCommandRouter, MeteredSgClient
 from spr_gateway.registry import ChargerRegistry
-from spr_gateway.rpc import SgClient
 from spr_gateway.server import Gateway
 
 logger = logging.getLogger(__name__)
@@ -31,9 +30,11 @@ async def run_gateway(
 ) -> None:
     """Serve chargers until cancelled.
 
-    On cancellation the gateway stops accepting, closes every charger's socket
-    with 1001 (going away), lets their handlers publish what they owe the SG
-    (disconnections, command results), then closes the bus.
+    On cancellation the gateway drains: ``/readyz`` turns 503 and new chargers
+    are refused with 503 while the calls and commands in flight finish (at
+    most ``MOOVOLT_SHUTDOWN_GRACE_S``). Then it stops listening, closes every
+    charger's socket with 1001 (going away), lets their handlers publish what
+    they owe the SG (disconnections, command results), and closes the bus.
 
     Args:
         settings: the gateway's settings (``MOOVOLT_GATEWAY_*`` and the bus).
@@ -45,9 +46,16 @@ async def run_gateway(
     ssl_context = tls.server_context(settings)
     bus = BusClient(settings.amqp_url, Topology(settings.bus_prefix))
     registry: ChargerRegistry[ChargerConnection] = ChargerRegistry()
-    sg = SgClient(bus, settings.gateway_id, settings.decision_timeout_s)
-    router = CommandRouter(bus, settings.gateway_id, registry.get)
-    gateway = Gateway(settings, DIALECTS, sg, router, registry)
+    health = GatewayHealth(bus)
+    sg = MeteredSgClient(
+        bus, settings.gateway_id, settings.decision_timeout_s, health.inflight
+    )
+    router = MeteredCommandRouter(
+        bus, settings.gateway_id, registry.get, health.inflight
+    )
+    gateway = Gateway(settings, DIALECTS, sg, router, registry, health=health)
+    websockets_log = logging.getLogger("websockets.server")
+    websockets_log.addFilter(health.quiet_log)
     try:
         await bus.open()
         await sg.start()
@@ -66,6 +74,7 @@ async def run_gateway(
             server_header="moovolt",
             ssl=ssl_context,
         ) as server:
+            health.server = server
             logger.info(
                 "gateway %s listening on %s:%s%s",
                 settings.gateway_id,
@@ -75,7 +84,12 @@ async def run_gateway(
             )
             if ready is not None:
                 ready.set()
-            await server.serve_forever()
+            try:
+                # Not serve_forever(): cancelling it closes the sockets at once.
+                await server.wait_closed()
+            except asyncio.CancelledError:
+                await health.drain(settings.shutdown_grace_s)
+                raise
     finally:
         await gateway.close()
         for stop in (router.stop, sg.stop):
@@ -85,4 +99,5 @@ async def run_gateway(
                 # The bus is closed next either way; say why, then go on.
                 logger.warning("%s failed: %s", stop.__qualname__, exc)
         await bus.close()
+        websockets_log.removeFilter(health.quiet_log)
         logger.info("gateway %s stopped", settings.gateway_id)

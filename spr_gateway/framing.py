@@ -4,14 +4,26 @@ Parsing goes through the ``ocpp`` library's public ``unpack``; this module
 adds the checks it leaves out (element types, unique id length) and turns
 every failure into a ``FrameError`` that says which kind of fault it was, so
 that each OCPP version can spell the CALLERROR its own way.
+
+Payloads are checked against the JSON schemas the library ships by
+validators compiled from them once (``fastjsonschema``, under the Draft 4
+rules and without format checks, as the library applies them); a payload
+they refuse goes through the library's own validation, whose error code and
+text the charger reads. The library's validation costs more than the rest
+of a heartbeat's trip through the gateway.
 """
 
 import json
+from collections.abc import Callable
 from enum import StrEnum
+from pathlib import Path
 from typing import Any, TypeAlias
 
+import fastjsonschema
+import ocpp
 from ocpp.exceptions import OCPPError
 from ocpp.messages import Call, CallError, CallResult, MessageType, unpack
+from ocpp.messages import validate_payload as library_validate_payload
 
 Message: TypeAlias = Call | CallResult | CallError
 
@@ -190,6 +202,68 @@ def validation_text(exc: OCPPError, limit: int = 200) -> str:
     if not isinstance(message, str) or not message:
         return describe(exc.code)
     return message[:limit]
+
+
+# The library validates every version's schemas with these rules.
+DRAFT_4 = "http://json-schema.org/draft-04/schema#"
+# Schemas the library reads with Decimal floats, for their multipleOf; only
+# the library validates these.
+DECIMAL_SCHEMAS = frozenset(
+    {
+        ("1.6", MessageType.Call, "SetChargingProfile"),
+        ("1.6", MessageType.Call, "RemoteStartTransaction"),
+        ("1.6", MessageType.CallResult, "GetCompositeSchedule"),
+    }
+)
+SCHEMAS = Path(ocpp.__file__).parent
+
+Check = Callable[[Any], Any]
+_compiled: dict[tuple[str, int, str], Check | None] = {}
+
+
+async def validate_payload(message: Call | CallResult, ocpp_version: str) -> None:
+    """Check ``message``'s payload against its OCPP JSON schema.
+
+    A drop-in for the library's ``validate_payload``: it accepts and refuses
+    the same payloads, with the same errors, in a fraction of the time.
+
+    Raises:
+        OCPPError: the payload does not fit; the library's error, its cause
+            the jsonschema error that ``validation_text`` reads.
+    """
+    check = _compiled_check(ocpp_version, message.message_type_id, message.action)
+    if check is not None:
+        try:
+            check(message.payload)
+            return
+        except fastjsonschema.JsonSchemaValueException:
+            pass  # the library says exactly what is wrong
+    await library_validate_payload(message, ocpp_version)
+
+
+def _compiled_check(version: str, message_type_id: int, action: str) -> Check | None:
+    """Return the compiled validator of a schema, or None to use the library."""
+    key = (version, message_type_id, action)
+    if key in _compiled:
+        return _compiled[key]
+    check = None
+    if key not in DECIMAL_SCHEMAS and isinstance(action, str) and action.isalnum():
+        name = action
+        if message_type_id == MessageType.CallResult:
+            name += "Response"
+        elif version != "1.6":
+            name += "Request"
+        path = SCHEMAS / f"v{version.replace('.', '')}" / "schemas" / f"{name}.json"
+        try:
+            schema = json.loads(path.read_text(encoding="utf-8-sig"))
+            schema["$schema"] = DRAFT_4
+            check = fastjsonschema.compile(
+                schema, use_default=False, use_formats=False, detailed_exceptions=False
+            )
+        except (OSError, ValueError, fastjsonschema.JsonSchemaDefinitionException):
+            check = None  # no schema: the library answers as it does
+    _compiled[key] = check
+    return check
 
 
 def call_frame(unique_id: str, action: str, payload: dict[str, Any]) -> str:

@@ -61,7 +61,10 @@ def charger_id_from_path(path: str, prefix: str) -> str:
         HandshakeRefused: 404 outside the prefix or without an id, 400 for an
             id that is too long or holds control characters.
     """
-    route = urlsplit(path).path
+    try:
+        route = urlsplit(path).path
+    except ValueError:  # e.g. an unbalanced "[" where a host would be
+        raise HandshakeRefused(HTTPStatus.BAD_REQUEST, "Bad Request\n") from None
     base = "/" + prefix.strip("/") + "/" if prefix.strip("/") else "/"
     if not route.startswith(base):
         raise HandshakeRefused(HTTPStatus.NOT_FOUND, "Not Found\n")

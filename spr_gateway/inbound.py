@@ -5,12 +5,13 @@ OCPP CALLERROR codes with fixed descriptions, anything else to InternalError.
 """
 
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import assert_never
+from typing import Any, assert_never
 
 from ocpp.exceptions import OCPPError
-from ocpp.messages import Call, CallResult, validate_payload
+from ocpp.messages import Call, CallResult
 
 from bus.contract import DecisionError, Event, EventEnvelope, OcppVersion
 from spr_gateway.dialect import (
@@ -26,6 +27,7 @@ from spr_gateway.framing import (
     describe,
     error_frame,
     result_frame,
+    validate_payload,
     validation_text,
 )
 from spr_gateway.rpc import BusUnavailable, DecisionTimeout, SgClient
@@ -33,6 +35,9 @@ from spr_gateway.rpc import BusUnavailable, DecisionTimeout, SgClient
 logger = logging.getLogger(__name__)
 
 NOT_IN_TIME = "CSMS did not answer in time"
+# Python reads NaN, Infinity and 1e999, which JSON lacks and the schemas do
+# not refuse; the bus would carry them as null.
+NOT_FINITE = "payload holds a number that is not finite"
 # The charger retries a call answered with this; nothing was stored.
 NOT_STORED = "CSMS could not store the message, retry later"
 
@@ -108,12 +113,12 @@ class CallHandler:
             case LocalRoute():
                 return route.respond()
             case EventRoute():
-                event = route.to_event(call.payload)
+                event = to_event(route, call.payload)
                 envelope = self._envelope(call.unique_id, event, received_at)
                 await self.sg.tell(envelope)
                 return route.respond()
             case DecisionRoute():
-                event = route.to_event(call.payload)
+                event = to_event(route, call.payload)
                 envelope = self._envelope(call.unique_id, event, received_at)
                 decision = await self.sg.ask(envelope)
                 if isinstance(decision, DecisionError):
@@ -173,3 +178,37 @@ class CallHandler:
             received_at=received_at,
             event=event,
         )
+
+
+def to_event(route: EventRoute | DecisionRoute, payload: Payload) -> Event:
+    """Translate a request payload that fits its schema into its event.
+
+    Args:
+        route: the action's route.
+        payload: the validated request payload.
+
+    Returns:
+        The event the SG is told or asked about.
+
+    Raises:
+        CallErrorReply: a value the schema let through cannot be relayed.
+    """
+    event = route.to_event(payload)
+    # Checked after the translation, whose own refusals name the field.
+    if not _finite(payload):
+        raise CallErrorReply("PropertyConstraintViolation", NOT_FINITE)
+    return event
+
+
+def _finite(value: Any) -> bool:
+    # Iterative: the JSON parser allows deeper nesting than recursion would.
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            return False
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return True

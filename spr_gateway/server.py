@@ -4,9 +4,10 @@ The handshake is refused with an HTTP status before the upgrade: 404 outside
 the path prefix or for a charger the SG does not know, 400 for a bad id or no
 supported subprotocol, 401 for bad credentials, 403 for a client certificate
 of another charge point or a connection below the charger's security profile,
-503 when the SG does not answer. An admitted charger holds its routing key for
-as long as its socket lives; a second socket with the same id replaces the
-first (newest wins).
+503 when the SG does not answer or the gateway is draining. An admitted
+charger holds its routing key for as long as its socket lives; a second socket
+with the same id replaces the first (newest wins). A plain HTTP GET of a probe
+(``spr_gateway.health``) is answered before any of this.
 """
 
 import asyncio
@@ -29,17 +30,21 @@ from bus.contract import (
     Event,
     EventEnvelope,
 )
+from moovolt import metrics
 from moovolt.settings import Settings
 from spr_gateway import handshake, tls
 from spr_gateway.commands import CommandRouter
 from spr_gateway.connection import ChargerConnection
 from spr_gateway.dialect import Dialect
+from spr_gateway.health import GatewayHealth
+from spr_gateway.limits import Limits
 from spr_gateway.registry import ChargerRegistry
 from spr_gateway.rpc import BusUnavailable, DecisionTimeout, SgClient
 
 logger = logging.getLogger(__name__)
 
 REPLACED = "Replaced by a newer connection"
+SHUTTING_DOWN = "Server is shutting down.\n"
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +64,7 @@ class Gateway:
         sg: the link to the SG.
         router: the commands consumer and results publisher.
         registry: the chargers this gateway holds.
+        health: the gateway's probes and drain; one of its own if None.
     """
 
     def __init__(
@@ -68,12 +74,14 @@ class Gateway:
         sg: SgClient,
         router: CommandRouter,
         registry: ChargerRegistry[ChargerConnection],
+        health: GatewayHealth | None = None,
     ) -> None:
         self.settings = settings
         self.dialects = {dialect.subprotocol: dialect for dialect in dialects}
         self.sg = sg
         self.router = router
         self.registry = registry
+        self.health = health or GatewayHealth(sg.bus)
         # Admitted handshakes whose handler has not started yet, each with a
         # watcher that tells the SG if the handler never comes.
         self._admitted: dict[ServerConnection, tuple[Admission, asyncio.Task[None]]]
@@ -88,10 +96,19 @@ class Gateway:
     async def process_request(
         self, connection: ServerConnection, request: Request
     ) -> Response | None:
-        """Admit or refuse a handshake before the upgrade (websockets hook)."""
+        """Answer a probe, or admit or refuse a handshake (websockets hook)."""
+        probe = await self.health.respond(connection, request)
+        if probe is not None:
+            return probe
+
         try:
+            if self.health.draining:
+                raise handshake.HandshakeRefused(
+                    HTTPStatus.SERVICE_UNAVAILABLE, SHUTTING_DOWN
+                )
             admission = await self._admit(connection, request)
         except handshake.HandshakeRefused as refused:
+            metrics.GATEWAY_HANDSHAKES.labels("refused", str(int(refused.status))).inc()
             logger.info(
                 "handshake for %.100s refused: %d",
                 request.path,
@@ -102,6 +119,7 @@ class Gateway:
             if refused.challenge:
                 response.headers["WWW-Authenticate"] = handshake.BASIC_CHALLENGE
             return response
+        metrics.GATEWAY_HANDSHAKES.labels("accepted", "101").inc()
         watcher = asyncio.create_task(self._forget_if_unserved(connection))
         self._admitted[connection] = (admission, watcher)
         return None
@@ -124,19 +142,22 @@ class Gateway:
             router=self.router,
             gateway_id=self.settings.gateway_id,
             call_timeout_s=self.settings.call_timeout_s,
+            limits=Limits.from_settings(self.settings),
         )
         previous = self.registry.claim(connection)
+        connections = metrics.GATEWAY_CONNECTIONS.labels(
+            admission.dialect.version.value
+        )
+        connections.inc()
         try:
             await self._serve(connection, previous)
         finally:
+            connections.dec()
+            code = _close_code(ws)
             if self.registry.release(connection):
                 await self._unbind(charger_id)
-                await self._tell(
-                    admission, ChargerDisconnected(close_code=ws.close_code)
-                )
-            logger.info(
-                "charger %s disconnected: %s", charger_id, ws.close_code, extra=extra
-            )
+                await self._tell(admission, ChargerDisconnected(close_code=code))
+            logger.info("charger %s disconnected: %s", charger_id, code, extra=extra)
 
     async def _serve(
         self, connection: ChargerConnection, previous: ChargerConnection | None
@@ -263,6 +284,18 @@ class Gateway:
             gateway_id=self.settings.gateway_id,
             event=event,
         )
+
+
+def _close_code(ws: ServerConnection) -> int | None:
+    """The code that ended the connection: ours when we closed it first.
+
+    ``close_code`` is the code received, 1006 when the gateway failed the
+    connection (an oversized or invalid frame) and the peer never answered.
+    """
+    protocol = ws.protocol
+    if protocol.close_sent is not None and protocol.close_rcvd is None:
+        return protocol.close_sent.code
+    return ws.close_code
 
 
 def _host(connection: ServerConnection) -> str:

@@ -75,6 +75,41 @@ WRONG_PASSWORD = "wrong-password"
 RUNNING_COST = Decimal("4.20")
 TOTAL_COST = Decimal("12.345")
 
+# The CALLERROR codes each version's OCPP-J specification lists; 1.6 keeps
+# FormationViolation and the misspelt OccurenceConstraintViolation.
+CALLERROR_CODES: dict[OcppVersion, frozenset[str]] = {
+    OcppVersion.V16: frozenset(
+        {
+            "NotImplemented",
+            "NotSupported",
+            "InternalError",
+            "ProtocolError",
+            "SecurityError",
+            "FormationViolation",
+            "PropertyConstraintViolation",
+            "OccurenceConstraintViolation",
+            "TypeConstraintViolation",
+            "GenericError",
+        }
+    ),
+    OcppVersion.V201: frozenset(
+        {
+            "FormatViolation",
+            "GenericError",
+            "InternalError",
+            "MessageTypeNotSupported",
+            "NotImplemented",
+            "NotSupported",
+            "OccurrenceConstraintViolation",
+            "PropertyConstraintViolation",
+            "ProtocolError",
+            "RpcFrameworkError",
+            "SecurityError",
+            "TypeConstraintViolation",
+        }
+    ),
+}
+
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -226,6 +261,13 @@ class Inbox:
                 envelope = await self.next(EventEnvelope)
                 if envelope.event.kind == kind:
                     return envelope
+
+    def received(self, model: type[M]) -> list[M]:
+        """Return everything received and not yet read, without waiting."""
+        bodies: list[bytes] = []
+        while not self._bodies.empty():
+            bodies.append(self._bodies.get_nowait())
+        return [model.model_validate_json(body) for body in bodies]
 
 
 # -- the charger -----------------------------------------------------------------
