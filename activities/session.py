@@ -8,6 +8,7 @@ payment are inserted once and read back.
 
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import func, update
 from sqlalchemy.dialects.postgresql import insert
@@ -45,11 +46,22 @@ from billing.payments import (
 )
 from billing.tariff import Cost
 from bus.contract import IdTokenInfo, MeterSample, utcnow
+from bus.domain import DomainEvent, EventSink
+from moovolt import metrics
 from store.models import Cdr, MeterValue, Session
 from store.tokens import check_id_token
 from workflows.types import MeterProgress, SessionState
 
 ENERGY_REGISTER = "Energy.Active.Import.Register"
+# States a session does not leave (metrics: sessions by final state).
+ENDED = frozenset(
+    {
+        SessionState.BILLED,
+        SessionState.PAYMENT_DECLINED,
+        SessionState.REMOTE_START_REJECTED,
+        SessionState.NEVER_STARTED,
+    }
+)
 
 
 def cdr_id_of(workflow_id: str) -> str:
@@ -60,16 +72,25 @@ def cdr_id_of(workflow_id: str) -> str:
 class SessionActivities:
     """Activities of ``ChargeSession`` that read and write PostgreSQL.
 
+    Each record also goes out as a domain event (``bus.domain``) once it is
+    stored; an activity retried after a failed publish writes the same values
+    again and publishes the event under the same id.
+
     Args:
         db: the process's session factory.
         payments: the provider ``take_payment`` charges through.
+        events: where domain events go; None publishes none.
     """
 
     def __init__(
-        self, db: async_sessionmaker[AsyncSession], payments: PaymentProvider
+        self,
+        db: async_sessionmaker[AsyncSession],
+        payments: PaymentProvider,
+        events: EventSink | None = None,
     ) -> None:
         self._db = db
         self._payments = payments
+        self._events = events
 
     @activity.defn(name=AUTHORIZE)
     async def authorize(self, input: AuthorizeInput) -> IdTokenInfo:
@@ -82,18 +103,25 @@ class SessionActivities:
     @activity.defn(name=RECORD_START)
     async def record_start(self, input: RecordStartInput) -> None:
         """Write the start of the transaction into the session row."""
-        await self._update(
+        row = await self._update(
             input.session_id,
             state=input.state.value,
             connector_id=input.connector_id,
             meter_start_wh=input.meter_start_wh,
             started_at=input.started_at,
         )
+        metrics.SG_SESSION_STATES.labels(input.state.value).inc()
+        await self._tell(
+            "session.started",
+            f"session-{input.session_id}-started",
+            row,
+            input.model_dump(mode="json", exclude={"session_id"}),
+        )
 
     @activity.defn(name=RECORD_STOP)
     async def record_stop(self, input: RecordStopInput) -> None:
         """Write the stop of the transaction into the session row."""
-        await self._update(
+        row = await self._update(
             input.session_id,
             state=SessionState.STOPPED.value,
             meter_stop_wh=input.meter_stop_wh,
@@ -101,11 +129,27 @@ class SessionActivities:
             stopped_at=input.stopped_at,
             stop_reason=input.reason,
         )
+        metrics.SG_SESSION_STATES.labels(SessionState.STOPPED.value).inc()
+        await self._tell(
+            "session.stopped",
+            f"session-{input.session_id}-stopped",
+            row,
+            input.model_dump(mode="json", exclude={"session_id"}),
+        )
 
     @activity.defn(name=RECORD_STATE)
     async def record_state(self, input: RecordStateInput) -> None:
         """Keep the session row's ``state`` in step with the workflow."""
-        await self._update(input.session_id, state=input.state.value)
+        row = await self._update(input.session_id, state=input.state.value)
+        metrics.SG_SESSION_STATES.labels(input.state.value).inc()
+        if input.state in ENDED:
+            metrics.SG_SESSIONS_ENDED.labels(input.state.value).inc()
+        await self._tell(
+            "session.state",
+            f"session-{input.session_id}-{input.state.value}",
+            row,
+            {"state": input.state.value},
+        )
 
     @activity.defn(name=RECORD_ID_TOKEN)
     async def record_id_token(self, input: RecordIdTokenInput) -> None:
@@ -113,6 +157,7 @@ class SessionActivities:
         await self._update(
             input.session_id, id_token=input.id_token, state=input.state.value
         )
+        metrics.SG_SESSION_STATES.labels(input.state.value).inc()
 
     @activity.defn(name=READ_PROGRESS)
     async def read_progress(self, input: ReadProgressInput) -> MeterProgress | None:
@@ -204,7 +249,7 @@ class SessionActivities:
             row = found.one()
 
         activity.logger.info("CDR %s written", row.id)
-        return CdrRecord(
+        record = CdrRecord(
             id=row.id,
             energy_wh=row.energy_wh,
             duration_s=row.duration_s,
@@ -218,6 +263,22 @@ class SessionActivities:
                 total_incl_vat=row.total_incl_vat,
             ),
         )
+        await self._publish(
+            DomainEvent(
+                id=row.id,
+                type="cdr.created",
+                charger_id=row.charger_id,
+                session_id=row.session_id,
+                data={
+                    "transaction_id": row.transaction_id,
+                    "id_token": row.id_token,
+                    "started_at": row.started_at.isoformat(),
+                    "stopped_at": row.stopped_at.isoformat(),
+                    **record.model_dump(mode="json"),
+                },
+            )
+        )
+        return record
 
     @activity.defn(name=TAKE_PAYMENT)
     async def take_payment(self, input: TakePaymentInput) -> PaymentReceipt:
@@ -244,6 +305,15 @@ class SessionActivities:
         try:
             receipt = await self._payments.charge(request)
         except PaymentDeclined as exc:
+            await self._publish(
+                DomainEvent(
+                    id=input.idempotency_key,
+                    type="payment.declined",
+                    charger_id=cdr.charger_id,
+                    session_id=cdr.session_id,
+                    data={"cdr_id": cdr.id, "reason": str(exc)},
+                )
+            )
             raise ApplicationError(
                 str(exc) or "payment declined",
                 type="PaymentDeclined",
@@ -252,11 +322,42 @@ class SessionActivities:
         activity.logger.info(
             "payment %s for CDR %s: %s", receipt.status, cdr.id, receipt.amount
         )
+        await self._publish(
+            DomainEvent(
+                id=input.idempotency_key,
+                type=f"payment.{receipt.status.value}",
+                charger_id=cdr.charger_id,
+                session_id=cdr.session_id,
+                data=receipt.model_dump(mode="json"),
+            )
+        )
         return receipt
 
-    async def _update(self, session_id: int, **values: object) -> None:
+    async def _update(self, session_id: int, **values: object) -> Session | None:
+        """Update the session row; return it as it is now."""
         async with self._db() as db:
             await db.exec(
                 update(Session).where(col(Session.id) == session_id).values(**values)
             )
             await db.commit()
+            return await db.get(Session, session_id)
+
+    async def _tell(
+        self, type: str, id: str, row: Session | None, data: dict[str, Any]
+    ) -> None:
+        """Publish a domain event about the session ``row``."""
+        if row is None:
+            return
+        await self._publish(
+            DomainEvent(
+                id=id,
+                type=type,
+                charger_id=row.charger_id,
+                session_id=row.id,
+                data={"transaction_id": row.transaction_id, **data},
+            )
+        )
+
+    async def _publish(self, event: DomainEvent) -> None:
+        if self._events is not None:
+            await self._events.publish_event(event)

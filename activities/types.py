@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict
 
 from billing.tariff import Cost, TariffSnapshot, price
 from bus.contract import Command
+from bus.domain import DomainEvent
 from workflows.types import SessionState
 
 AUTHORIZE = "authorize"
@@ -22,6 +23,8 @@ READ_PROGRESS = "read_progress"
 WRITE_CDR = "write_cdr"
 TAKE_PAYMENT = "take_payment"
 SEND_COMMAND = "send_command"
+DELIVER_WEBHOOK = "deliver_webhook"
+ABANDON_WEBHOOK = "abandon_webhook"
 
 
 class _Model(BaseModel):
@@ -166,3 +169,10 @@ def measure(
     return Measure(
         energy_wh=energy, duration_s=duration, cost=price(tariff, energy, duration)
     )
+
+
+class WebhookInput(_Model):
+    """Activities ``deliver_webhook`` / ``abandon_webhook``: one event, one hook."""
+
+    webhook_id: int
+    event: DomainEvent

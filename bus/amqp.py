@@ -1,6 +1,7 @@
 """RabbitMQ plumbing shared by both halves: connection, topology, publishing."""
 
 import logging
+from collections.abc import Awaitable
 from typing import Self
 
 import aio_pika
@@ -11,17 +12,39 @@ from aio_pika.abc import (
     AbstractRobustConnection,
 )
 from aio_pika.exceptions import PublishError
+from aiormq.exceptions import AMQPError, ChannelInvalidStateError
 from pamqp.common import FieldTable
 
 from bus.contract import Topology
+from bus.domain import DomainEvent
 
 logger = logging.getLogger(__name__)
 
 QUORUM: FieldTable = {"x-queue-type": "quorum"}
 
 
+# What settling a delivery raises once its channel is gone with the broker.
+CHANNEL_GONE = (AMQPError, ChannelInvalidStateError, ConnectionError)
+
+
 class ChargerOffline(Exception):
     """No gateway holds a connection to the charger a command is for."""
+
+
+async def settle(delivery: Awaitable[object]) -> bool:
+    """Await an ack, nack or reject; return False if its channel is gone.
+
+    The broker requeues every unsettled delivery of a channel that closed, so
+    a settlement that can no longer be sent loses nothing: the message comes
+    again, to a consumer that must take it idempotently. A consumer that
+    raised here instead would die with the broker's restart.
+    """
+    try:
+        await delivery
+    except CHANNEL_GONE as exc:
+        logger.info("delivery not settled, the broker redelivers it: %r", exc)
+        return False
+    return True
 
 
 class BusClient:
@@ -38,6 +61,7 @@ class BusClient:
         self._connection: AbstractRobustConnection | None = None
         self._channel: AbstractChannel | None = None
         self._commands: AbstractExchange | None = None
+        self._domain_events: AbstractExchange | None = None
 
     async def __aenter__(self) -> Self:
         await self.open()
@@ -61,6 +85,9 @@ class BusClient:
             self.topology.commands_exchange,
             aio_pika.ExchangeType.DIRECT,
             durable=True,
+        )
+        self._domain_events = await self._channel.declare_exchange(
+            self.topology.domain_events, aio_pika.ExchangeType.TOPIC, durable=True
         )
         logger.info("connected to RabbitMQ, prefix %s", self.topology.prefix)
 
@@ -97,6 +124,19 @@ class BusClient:
         if self._commands is None:
             raise RuntimeError("BusClient is not open")
         return self._commands
+
+    @property
+    def domain_events_exchange(self) -> AbstractExchange:
+        if self._domain_events is None:
+            raise RuntimeError("BusClient is not open")
+        return self._domain_events
+
+    async def publish_event(self, event: DomainEvent) -> None:
+        """Publish a domain event and wait for the broker's confirm."""
+        # Not mandatory: an event nobody has subscribed to is simply dropped.
+        await self.domain_events_exchange.publish(
+            event.message(), event.type, mandatory=False
+        )
 
     async def declare_private_queue(self, name: str) -> AbstractQueue:
         """Declare a queue that lives and dies with this connection."""

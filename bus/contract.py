@@ -44,6 +44,9 @@ class Topology:
     * ``dead_letters``: events the SG could not store, kept for a person.
     * ``commands`` exchange: SG commands routed by ``charger.<id>``; a gateway
       binds that key to its own queue while it holds the charger's socket.
+    * ``domain_events`` exchange (topic): what happened, for other systems
+      (``bus.domain``), routed by event type; ``webhooks`` is the SG's own
+      queue on it, from which webhook deliveries start.
     """
 
     def __init__(self, prefix: str) -> None:
@@ -53,6 +56,8 @@ class Topology:
         self.results = f"{prefix}.sg.command-results"
         self.dead_letters = f"{prefix}.sg.dead-letters"
         self.commands_exchange = f"{prefix}.commands"
+        self.domain_events = f"{prefix}.domain-events"
+        self.webhooks = f"{prefix}.sg.webhooks"
 
     @property
     def durable_queues(self) -> tuple[str, ...]:

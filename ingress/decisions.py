@@ -32,6 +32,7 @@ from bus.contract import (
     RegistrationStatus,
     utcnow,
 )
+from bus.domain import DomainEvent, EventSink
 from ingress.transactions import Transactions
 from moovolt.settings import Settings
 from store.models import Charger
@@ -50,10 +51,13 @@ class Decider:
         settings: Settings,
         db: async_sessionmaker[AsyncSession],
         temporal: Client,
+        *,
+        events: EventSink | None = None,
     ) -> None:
         self.settings = settings
         self.db = db
         self.temporal = temporal
+        self._events = events
         self._hasher = PasswordHasher()
         transactions = Transactions(settings, db, temporal)
         self._handlers: dict[str, Handler] = {
@@ -117,7 +121,27 @@ class Decider:
             charger.last_seen_at = envelope.received_at
             db.add(charger)
             await db.commit()
+        await self._tell_connected(envelope)
         return ConnectDecision(accepted=True)
+
+    async def _tell_connected(self, envelope: EventEnvelope) -> None:
+        if self._events is None:
+            return
+        event = DomainEvent(
+            id=f"connected-{envelope.charger_id}-{envelope.message_id}",
+            type="charger.connected",
+            occurred_at=envelope.received_at,
+            charger_id=envelope.charger_id,
+            data={
+                "gateway_id": envelope.gateway_id,
+                "ocpp_version": envelope.ocpp_version.value,
+            },
+        )
+        try:
+            await self._events.publish_event(event)
+        except Exception as exc:
+            # The charger is let in either way; other systems miss one event.
+            logger.warning("charger.connected not published: %s", exc)
 
     def _password_ok(self, password_hash: str, password: str | None) -> bool:
         if password is None:

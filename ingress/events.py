@@ -4,30 +4,49 @@ Meter values and status notifications arrive far more often than decisions;
 they are written many to one transaction, each sample once however often the
 charger repeats it, and the running sessions hear of new energy readings
 through a throttled signal rather than one workflow event per sample.
+Firmware, log and reservation notifications are handed over, once stored, to
+the workflow that follows them (``Handoff``).
 """
 
+import asyncio
 import logging
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+from pydantic import BaseModel, ValidationError
 from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 
 from bus.contract import (
     ChargerDisconnected,
+    Decision,
     EventEnvelope,
     HeartbeatSeen,
     MeterReadings,
     MeterSample,
     OcppMessage,
+    StartDecision,
     StatusChanged,
+    TransactionStarted,
     VariablesReported,
 )
-from store.models import DeviceVariable, MeterValue, SecurityEvent
+from bus.domain import DomainEvent
+from store.models import Charger, DeviceVariable, MeterValue, SecurityEvent
+from workflows.operation_types import (
+    CHARGER_STATUS,
+    NOTICE_ROUTES,
+    USED,
+    ReservationUse,
+    StatusNotice,
+    reservation_workflow_id,
+)
 from workflows.types import MeterProgress
 
 logger = logging.getLogger(__name__)
@@ -179,6 +198,118 @@ def security_event_row(
     }
 
 
+def status_event(row: dict[str, Any]) -> DomainEvent:
+    """Return the ``charger.status`` event of a stored status row."""
+    at: datetime = row["status_at"]
+    connector = f"{row['connector_id']}.{row['evse_connector_id']}"
+    return DomainEvent(
+        id=f"status-{row['charger_id']}-{connector}-{at.isoformat()}-{row['status']}",
+        type="charger.status",
+        occurred_at=at,
+        charger_id=row["charger_id"],
+        data={
+            "connector_id": row["connector_id"],
+            "evse_connector_id": row["evse_connector_id"],
+            "status": row["status"],
+            "error_code": row["error_code"],
+            "info": row["info"],
+        },
+    )
+
+
+# A hand-off Temporal does not take this fast is given up (and logged).
+SIGNAL_TIMEOUT = timedelta(seconds=5)
+
+
+@dataclass(frozen=True)
+class Handoff:
+    """A signal for the workflow that follows what a charger said."""
+
+    workflow_id: str
+    signal: str
+    arg: BaseModel
+
+
+def notice_handoff(
+    charger_id: str, message: OcppMessage, received_at: datetime
+) -> Handoff | None:
+    """Return the hand-off of a firmware, log or reservation notification.
+
+    None for a message no workflow follows, or one without the fields its
+    route needs (logged).
+    """
+    route = NOTICE_ROUTES.get(message.action)
+    if route is None:
+        return None
+    payload = message.payload
+    try:
+        request_id = payload.get(route.request_field) if route.request_field else None
+        notice = StatusNotice(
+            action=message.action,
+            status=payload[route.status_field],
+            request_id=request_id,
+            at=received_at,
+        )
+        workflow_id = route.workflow_id(charger_id, payload)
+    except (KeyError, TypeError, ValueError, ValidationError) as exc:
+        logger.warning(
+            "%s not handed over: %s",
+            message.action,
+            exc,
+            extra={"charger_id": charger_id},
+        )
+        return None
+    return Handoff(workflow_id, CHARGER_STATUS, notice)
+
+
+def reservation_used(envelope: EventEnvelope, decision: Decision) -> list[Handoff]:
+    """Return the hand-off of a transaction start that names a reservation."""
+    event = envelope.event
+    if not isinstance(event, TransactionStarted) or event.reservation_id is None:
+        return []
+    if not isinstance(decision, StartDecision):
+        return []  # the SG could not decide: the charger will send it again
+    use = ReservationUse(
+        transaction_id=decision.transaction_id,
+        id_token=event.id_token,
+        connector_id=event.connector_id,
+        at=event.timestamp,
+    )
+    workflow_id = reservation_workflow_id(envelope.charger_id, event.reservation_id)
+    return [Handoff(workflow_id, USED, use)]
+
+
+async def hand_off(temporal: Client, handoffs: Sequence[Handoff]) -> None:
+    """Signal each workflow its hand-offs, in order; best effort.
+
+    A workflow that does not run (none was started, or it has ended) is not
+    an error: the notification was for nobody, and is stored as last seen.
+    """
+    by_workflow: dict[str, list[Handoff]] = {}
+    for handoff in handoffs:
+        by_workflow.setdefault(handoff.workflow_id, []).append(handoff)
+    await asyncio.gather(
+        *(_signal_in_order(temporal, items) for items in by_workflow.values())
+    )
+
+
+async def _signal_in_order(temporal: Client, handoffs: list[Handoff]) -> None:
+    for handoff in handoffs:
+        handle = temporal.get_workflow_handle(handoff.workflow_id)
+        try:
+            await handle.signal(handoff.signal, handoff.arg, rpc_timeout=SIGNAL_TIMEOUT)
+        except RPCError as exc:
+            if exc.status is RPCStatusCode.NOT_FOUND:
+                logger.debug("no %s to hand over to", handoff.workflow_id)
+                continue
+            logger.warning(
+                "%s not handed over to %s: %s",
+                handoff.signal,
+                handoff.workflow_id,
+                exc.message,
+            )
+
+
 @dataclass
 class Batch:
     """What one transaction writes, gathered from a run of events."""
@@ -189,6 +320,10 @@ class Batch:
     disconnected: list[dict[str, Any]] = field(default_factory=list)
     variables: dict[tuple[Any, ...], dict[str, Any]] = field(default_factory=dict)
     security_events: list[dict[str, Any]] = field(default_factory=list)
+    # Notifications for the firmware, log and reservation workflows, in order.
+    handoffs: list[Handoff] = field(default_factory=list)
+    # What other systems hear of once the batch is stored.
+    domain_events: list[DomainEvent] = field(default_factory=list)
     # (charger, transaction) -> newest energy register reading in this batch
     progress: dict[tuple[str, str], MeterProgress] = field(default_factory=dict)
 
@@ -203,22 +338,34 @@ class Batch:
         if isinstance(event, MeterReadings):
             self._add_meter(charger_id, event)
         elif isinstance(event, StatusChanged):
-            self.statuses.append(
-                {
-                    "charger_id": charger_id,
-                    "connector_id": event.connector_id,
-                    "evse_connector_id": event.evse_connector_id or 0,
-                    "status": event.status,
-                    "error_code": event.error_code,
-                    "info": event.info,
-                    "vendor_error_code": event.vendor_error_code,
-                    "status_at": event.timestamp or envelope.received_at,
-                    "received_at": envelope.received_at,
-                }
-            )
+            row = {
+                "charger_id": charger_id,
+                "connector_id": event.connector_id,
+                "evse_connector_id": event.evse_connector_id or 0,
+                "status": event.status,
+                "error_code": event.error_code,
+                "info": event.info,
+                "vendor_error_code": event.vendor_error_code,
+                "status_at": event.timestamp or envelope.received_at,
+                "received_at": envelope.received_at,
+            }
+            self.statuses.append(row)
+            self.domain_events.append(status_event(row))
         elif isinstance(event, ChargerDisconnected):
             self.disconnected.append(
                 {"charger_id": charger_id, "gateway_id": envelope.gateway_id}
+            )
+            self.domain_events.append(
+                DomainEvent(
+                    id=f"disconnected-{charger_id}-{envelope.message_id}",
+                    type="charger.disconnected",
+                    occurred_at=envelope.received_at,
+                    charger_id=charger_id,
+                    data={
+                        "gateway_id": envelope.gateway_id,
+                        "close_code": event.close_code,
+                    },
+                )
             )
         elif isinstance(event, VariablesReported):
             self.variables.update(device_variable_rows(charger_id, event))
@@ -236,6 +383,11 @@ class Batch:
     def _add_message(
         self, charger_id: str, message: OcppMessage, received_at: datetime
     ) -> None:
+        if message.action in NOTICE_ROUTES:
+            handoff = notice_handoff(charger_id, message, received_at)
+            if handoff is not None:
+                self.handoffs.append(handoff)
+            return
         if message.action != "SecurityEventNotification":
             return  # last seen is all the others change for now
         row = security_event_row(charger_id, message, received_at)
@@ -290,8 +442,19 @@ class Batch:
             )
         if self.disconnected:
             await db.exec(_DISCONNECTED, params=self.disconnected)  # type: ignore[call-overload]
-        for chunk in _chunks(list(self.variables.values()), 1000):
-            await db.exec(upsert_device_variables(chunk))
+        if self.variables:
+            # A charger deleted while still connected has no model to keep.
+            reporting = {row["charger_id"] for row in self.variables.values()}
+            known = set(
+                (
+                    await db.exec(
+                        select(Charger.id).where(col(Charger.id).in_(reporting))
+                    )
+                ).all()
+            )
+            rows = [r for r in self.variables.values() if r["charger_id"] in known]
+            for chunk in _chunks(rows, 1000):
+                await db.exec(upsert_device_variables(chunk))
         if self.security_events:
             await db.exec(
                 insert(SecurityEvent)

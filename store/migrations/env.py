@@ -7,7 +7,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel import SQLModel
 
-import store.models  # noqa: F401  (registers the tables)
+from store import models, webhooks  # noqa: F401  (register the tables)
 
 target_metadata = SQLModel.metadata
 
