@@ -358,6 +358,9 @@ async def test_worker_killed_mid_session(
         await asyncio.sleep(1)
         stack.processes["worker"].start()
         await asyncio.wait_for(pending, 60)
+        # What follows needs decisions: let the restarted worker get ready
+        # (a loaded machine may take longer than one decision timeout).
+        await stack.wait_ready("worker", stack.worker_health_port)
 
         await cp.meter(tx, t0 + timedelta(minutes=30), 4000)
         await cp.stop(tx, t0 + timedelta(minutes=30))
