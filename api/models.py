@@ -178,12 +178,23 @@ class ChargerPasswordSet(BaseModel):
     """Set a charger's HTTP Basic password; leave it out to have one made."""
 
     password: ChargerSecret | None = None
+    push: bool = Field(
+        default=True,
+        description="Give the password to the charger first (1.6 "
+        "ChangeConfiguration AuthorizationKey, 2.0.1 SetVariables "
+        "SecurityCtrlr.BasicAuthPassword) and keep it only if the charger "
+        "accepts; false only stores it, for a charger configured by hand.",
+    )
 
 
 class ChargerPasswordPublic(BaseModel):
     charger_id: str
     password: str | None = Field(
         description="The password made for you, shown once; None when you gave one."
+    )
+    charger_status: str | None = Field(
+        default=None,
+        description="The charger's answer when the password was pushed to it.",
     )
 
 

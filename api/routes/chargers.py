@@ -17,6 +17,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.service import RPCError
 
+from api.charger_commands import run_command
 from api.commands import check_answer, execute_update, unavailable_from
 from api.deps import (
     ChargerPath,
@@ -43,9 +44,18 @@ from api.models import (
 )
 from api.paging import sorting
 from api.problems import ProblemError, documented, invalid_field
-from bus.contract import OcppVersion, RegistrationStatus
+from api.temporal_link import TemporalLink
+from bus.contract import CommandOutcome, OcppCall, OcppVersion, RegistrationStatus
 from moovolt.auth import hash_password
-from store.models import Charger, Connector, DeviceVariable, Session, Tariff
+from moovolt.settings import Settings
+from store.models import (
+    Charger,
+    Connector,
+    DeviceVariable,
+    Operator,
+    Session,
+    Tariff,
+)
 from store.sessions import reserve_remote_session, session_input
 from workflows.types import (
     CHARGE_SESSION,
@@ -58,6 +68,8 @@ logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/chargers", tags=["chargers"])
 
+# A charger's answers that mean it took a new password.
+TAKEN = frozenset({"Accepted", "RebootRequired"})
 # Profiles whose chargers authenticate with an HTTP Basic password.
 PASSWORD_PROFILES = frozenset({1, 2})
 # Sessions in these states are over for their workflow; any other is running.
@@ -318,24 +330,32 @@ async def delete_charger(
     )
 
 
-@router.post("/{charger_id}/password", responses=documented(401, 403, 404))
+@router.post(
+    "/{charger_id}/password", responses=documented(401, 403, 404, 409, 502, 503, 504)
+)
 async def set_charger_password(
     charger_id: ChargerPath,
     body: ChargerPasswordSet,
     db: SessionDep,
+    settings: SettingsDep,
+    temporal: TemporalDep,
     operator: OperatorDep,
 ) -> ChargerPasswordPublic:
     """Set or rotate the HTTP Basic password a charger connects with.
 
     Only its argon2 hash is kept; a password made here (40 hex characters,
-    fit for both OCPP versions) is shown in the answer, once. This only
-    stores it: give it to the charger too, with ``configuration/change``
-    (1.6 ``AuthorizationKey``) or ``variables/set`` (2.0.1
-    ``SecurityCtrlr.BasicAuthPassword``). From now on the old password is
-    refused at connect.
+    fit for both OCPP versions) is shown in the answer, once. With ``push``
+    (the default) the charger gets it first (1.6 ``AuthorizationKey``, 2.0.1
+    ``SecurityCtrlr.BasicAuthPassword``, redacted in the command audit) and
+    it is kept only if the charger accepts: a charger that refuses or is
+    offline keeps its old password, and so does the CSMS. From then on the
+    old password is refused at connect.
     """
     charger = await _get_charger(db, charger_id)
     password = body.password or secrets.token_hex(20)
+    answer = None
+    if body.push:
+        answer = await _push_password(temporal, settings, operator, charger, password)
 
     charger.password_hash = await asyncio.to_thread(hash_password, password)
     db.add(charger)
@@ -344,8 +364,55 @@ async def set_charger_password(
         "charger password set", extra={"charger_id": charger_id, "by": operator.name}
     )
     return ChargerPasswordPublic(
-        charger_id=charger_id, password=None if body.password else password
+        charger_id=charger_id,
+        password=None if body.password else password,
+        charger_status=answer,
     )
+
+
+async def _push_password(
+    temporal: TemporalLink,
+    settings: Settings,
+    operator: Operator,
+    charger: Charger,
+    password: str,
+) -> str:
+    """Give ``password`` to the charger; return its answer if it took it.
+
+    Raises:
+        ProblemError: the charger is offline, silent, or did not accept it.
+    """
+    if charger.ocpp_version == OcppVersion.V201:
+        call = OcppCall(
+            action="SetVariables",
+            payload={
+                "setVariableData": [
+                    {
+                        "component": {"name": "SecurityCtrlr"},
+                        "variable": {"name": "BasicAuthPassword"},
+                        "attributeValue": password,
+                    }
+                ]
+            },
+        )
+    else:
+        call = OcppCall(
+            action="ChangeConfiguration",
+            payload={"key": "AuthorizationKey", "value": password},
+        )
+    workflow_id, result = await run_command(
+        temporal, settings, operator, charger.id, call
+    )
+    status = result.status
+    if call.action == "SetVariables":
+        results = result.payload.get("setVariableResult") or [{}]
+        status = results[0].get("attributeStatus")
+    if result.outcome is not CommandOutcome.ANSWERED or status not in TAKEN:
+        check_answer(
+            result.model_copy(update={"status": status}), workflow_id=workflow_id
+        )
+    assert status is not None
+    return status
 
 
 @router.post(

@@ -43,6 +43,7 @@ CONFIGURATION = {
     "HeartbeatInterval": (False, "300"),
     "MeterValueSampleInterval": (False, "60"),
     "NumberOfConnectors": (True, "2"),
+    "AuthorizationKey": (False, ""),  # security whitepaper: write-only
 }
 
 

@@ -23,7 +23,7 @@ import websockets
 from websockets.exceptions import InvalidStatus
 
 from tests.integration.api_support import assert_problem, auth
-from tests.integration.charger import TestCharger, iso
+from tests.integration.charger import TestCharger, connected, iso
 from tests.integration.stack import Stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
@@ -252,8 +252,9 @@ async def test_registration_and_password_hold_at_the_charger(
         assert accepted.status_code == 200, accepted.text
         assert (await cp.boot()).status == "Accepted"
 
+    # Offline, so only stored (a charger configured by hand).
     rotated = await api.post(
-        f"/chargers/{charger_id}/password", json={}, headers=operator
+        f"/chargers/{charger_id}/password", json={"push": False}, headers=operator
     )
     assert rotated.status_code == 200, rotated.text
     second = rotated.json()["password"]
@@ -265,10 +266,14 @@ async def test_registration_and_password_hold_at_the_charger(
 
     chosen = await api.post(
         f"/chargers/{charger_id}/password",
-        json={"password": "chosen-password-1"},
+        json={"password": "chosen-password-1", "push": False},
         headers=operator,
     )
-    assert chosen.json() == {"charger_id": charger_id, "password": None}
+    assert chosen.json() == {
+        "charger_id": charger_id,
+        "password": None,
+        "charger_status": None,
+    }
     assert await refused(stack, charger_id, second) == 401
     async with charger(stack, charger_id, "chosen-password-1") as cp:
         assert (await cp.boot()).status == "Accepted"
@@ -753,3 +758,47 @@ async def test_audit_of_a_command(
         assert response.json()["total"] == hits, query
     one = await api.get(f"/audit/{entry['id']}", headers=viewer)
     assert one.json() == entry
+
+
+@pytest.mark.parametrize("ocpp_version", ["1.6", "2.0.1"])
+async def test_a_password_pushed_to_the_charger(
+    stack: Stack,
+    api: httpx.AsyncClient,
+    operator: dict[str, str],
+    charger_id: str,
+    ocpp_version: str,
+) -> None:
+    url = stack.charger_url(charger_id)
+    async with connected(url, charger_id, ocpp_version) as cp:
+        await cp.boot()
+        if isinstance(cp, TestCharger):
+            # A charger that will not take it: nothing changes on either side.
+            cp.configuration["AuthorizationKey"] = (True, "")
+            refused_push = await api.post(
+                f"/chargers/{charger_id}/password", json={}, headers=operator
+            )
+            assert refused_push.status_code == 409, refused_push.text
+            rows = await stack.sql(
+                "SELECT password_hash FROM charger WHERE id = $1", charger_id
+            )
+            assert rows[0]["password_hash"] is None
+            cp.configuration["AuthorizationKey"] = (False, "")
+
+        pushed = await api.post(
+            f"/chargers/{charger_id}/password", json={}, headers=operator
+        )
+        assert pushed.status_code == 200, pushed.text
+        assert pushed.json()["charger_status"] == "Accepted"
+        password = pushed.json()["password"]
+        if isinstance(cp, TestCharger):
+            assert cp.configuration["AuthorizationKey"] == (False, password)
+
+    assert await refused(stack, charger_id) == 401
+    async with charger(stack, charger_id, password) as cp16:
+        assert (await cp16.boot()).status == "Accepted"
+    audit = await stack.sql(
+        "SELECT payload::text AS payload FROM command_audit WHERE charger_id = $1",
+        charger_id,
+    )
+    assert audit and all(password not in row["payload"] for row in audit)
+    assert any("<redacted>" in row["payload"] for row in audit)
