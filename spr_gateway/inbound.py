@@ -14,6 +14,7 @@ from ocpp.exceptions import OCPPError
 from ocpp.messages import Call, CallResult
 
 from bus.contract import DecisionError, Event, EventEnvelope, OcppVersion
+from moovolt.metrics import count_charger_message
 from spr_gateway.dialect import (
     DecisionRoute,
     Dialect,
@@ -34,6 +35,7 @@ from spr_gateway.rpc import BusUnavailable, DecisionTimeout, SgClient
 
 logger = logging.getLogger(__name__)
 
+INTERNAL = "InternalError"
 NOT_IN_TIME = "CSMS did not answer in time"
 # Python reads NaN, Infinity and 1e999, which JSON lacks and the schemas do
 # not refuse; the bus would carry them as null.
@@ -84,6 +86,7 @@ class CallHandler:
         route = self.dialect.routes.get(call.action)
         if route is None:
             logger.info("unknown action %.64s", call.action, extra=self._extra)
+            count_charger_message(self.version.value, None, "NotImplemented")
             await self._send(error_frame(call.unique_id, "NotImplemented"))
             return
 
@@ -92,6 +95,7 @@ class CallHandler:
         except OCPPError as exc:
             code = self.dialect.error_code(exc.code)
             logger.info("%s rejected: %s", call.action, code, extra=self._extra)
+            count_charger_message(self.version.value, call.action, code)
             await self._send(error_frame(call.unique_id, code, validation_text(exc)))
             return
 
@@ -101,9 +105,12 @@ class CallHandler:
                 CallResult(call.unique_id, payload, call.action), self.version.value
             )
         except Exception as exc:
-            await self._send(self._failure_frame(call, exc))
+            code, frame = self._failure_frame(call, exc)
+            count_charger_message(self.version.value, call.action, code)
+            await self._send(frame)
             return
 
+        count_charger_message(self.version.value, call.action, "result")
         await self._send(result_frame(call.unique_id, payload))
         if isinstance(route, LocalRoute) and route.seen is not None:
             await self._tell_quietly(call.unique_id, route.seen(), received_at)
@@ -134,19 +141,23 @@ class CallHandler:
             case _:
                 assert_never(route)
 
-    def _failure_frame(self, call: Call, exc: Exception) -> str:
-        """Map a failure to the CALLERROR the charger reads, and log it."""
+    def _failure_frame(self, call: Call, exc: Exception) -> tuple[str, str]:
+        """Map a failure to the CALLERROR the charger reads, and log it.
+
+        Returns:
+            The CALLERROR's code and its frame.
+        """
         extra = self._extra
         if isinstance(exc, CallErrorReply):
             code = self.dialect.error_code(exc.code)
             logger.info("%s rejected: %s", call.action, code, extra=extra)
-            return error_frame(call.unique_id, code, exc.description)
+            return code, error_frame(call.unique_id, code, exc.description)
         if isinstance(exc, DecisionTimeout):
             logger.warning("SG did not answer %s in time", call.action, extra=extra)
-            return error_frame(call.unique_id, "InternalError", NOT_IN_TIME)
+            return INTERNAL, error_frame(call.unique_id, INTERNAL, NOT_IN_TIME)
         if isinstance(exc, BusUnavailable):
             logger.warning("%s not relayed: %s", call.action, exc, extra=extra)
-            return error_frame(call.unique_id, "InternalError", NOT_STORED)
+            return INTERNAL, error_frame(call.unique_id, INTERNAL, NOT_STORED)
         if isinstance(exc, UnexpectedDecision | OCPPError):
             # The SG's answer does not fit the call or the response schema.
             # An OCPPError's own text quotes the payload; keep that out.
@@ -154,9 +165,9 @@ class CallHandler:
             logger.warning(
                 "unusable answer to %s: %s", call.action, reason, extra=extra
             )
-            return error_frame(call.unique_id, "InternalError")
+            return INTERNAL, error_frame(call.unique_id, INTERNAL)
         logger.error("failed to handle %s", call.action, exc_info=exc, extra=extra)
-        return error_frame(call.unique_id, "InternalError")
+        return INTERNAL, error_frame(call.unique_id, INTERNAL)
 
     async def _tell_quietly(
         self, message_id: str, event: Event, received_at: datetime

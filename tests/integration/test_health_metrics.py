@@ -232,6 +232,11 @@ async def test_connections_are_counted_by_version(
         value(after, "moovolt_gateway_handshakes_total", **accepted)
         == value(before, "moovolt_gateway_handshakes_total", **accepted) + 1
     )
+    boot = {"version": ocpp_version, "action": "BootNotification", "outcome": "result"}
+    assert (
+        value(after, "moovolt_gateway_charger_messages_total", **boot)
+        == value(before, "moovolt_gateway_charger_messages_total", **boot) + 1
+    )
 
 
 async def test_refused_handshakes_are_counted_by_status(stack: Stack) -> None:
