@@ -13,7 +13,7 @@ from typing import Protocol
 
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 
-from bus.amqp import BusClient
+from bus.amqp import BusClient, settle
 from bus.contract import CommandEnvelope, CommandResult, Topology
 from spr_gateway.codec import decode, encode, summary
 
@@ -123,7 +123,7 @@ class CommandRouter:
         finally:
             # Acked once queued to the connection (or dropped): the command is
             # the connection's to answer from here on.
-            await message.ack()
+            await settle(message.ack())
 
     def _route(self, message: AbstractIncomingMessage) -> None:
         try:

@@ -13,7 +13,7 @@ import uuid
 
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 
-from bus.amqp import BusClient
+from bus.amqp import BusClient, settle
 from bus.contract import Decision, DecisionEnvelope, DecisionError, EventEnvelope
 from spr_gateway.codec import decode, encode, summary
 
@@ -123,7 +123,7 @@ class SgClient:
         try:
             self._resolve(message)
         finally:
-            await message.ack()
+            await settle(message.ack())
 
     def _resolve(self, message: AbstractIncomingMessage) -> None:
         future = self._waiting.get(message.correlation_id or "")

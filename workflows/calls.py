@@ -55,9 +55,13 @@ DB_RETRY = RetryPolicy(
 COMMAND_TIMEOUT = timedelta(seconds=40)
 # A repeated RemoteStart could start a second charge: never retried.
 REMOTE_START_RETRY = RetryPolicy(maximum_attempts=1)
+# A command that could not be published (the broker reconnecting) or whose
+# gateway vanished is tried again, four tries in all, 1, 2 and 4 s apart. A
+# charger's own "no answer" comes back as a result and is not retried.
 COMMAND_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=2),
-    maximum_attempts=2,
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_attempts=4,
     non_retryable_error_types=[CHARGER_OFFLINE],
 )
 # Money: retried for as long as it takes, at most every ten minutes.

@@ -19,7 +19,7 @@ from activities.commands import SECRET, redacted
 from activities.types import SEND_COMMAND, CommandRequest
 from bus.contract import CommandOutcome, CommandResult, OcppCall
 from tests.unit.session_fakes import env
-from workflows.calls import CHARGER_OFFLINE, COMMAND_FAILED
+from workflows.calls import CHARGER_OFFLINE, COMMAND_FAILED, COMMAND_RETRY
 from workflows.command import ChargerCommand
 from workflows.types import CHARGER_COMMAND, CommandInput, command_workflow_id
 
@@ -136,7 +136,7 @@ async def test_failing_activity_is_retried_then_fails_typed(
     cause = failed.value.cause
     assert isinstance(cause, ApplicationError)
     assert cause.type == COMMAND_FAILED
-    assert len(fake.requests) == 2
+    assert len(fake.requests) == COMMAND_RETRY.maximum_attempts
     assert fake.requests[0].command_id == fake.requests[1].command_id
 
 
