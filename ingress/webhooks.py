@@ -9,7 +9,6 @@ import asyncio
 import contextlib
 import fnmatch
 import logging
-import time
 
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
@@ -30,8 +29,6 @@ from workflows.webhook import WEBHOOK_DELIVERY, WebhookPlan, webhook_workflow_id
 
 logger = logging.getLogger(__name__)
 
-# Subscriptions are read again at most this often.
-CACHE_S = 2.0
 # After a failure to start deliveries, the event comes back after this long.
 RETRY_S = 2.0
 
@@ -56,8 +53,6 @@ class WebhookDispatcher:
         self.db = db
         self.bus = bus
         self.temporal = temporal
-        self._hooks: list[Webhook] = []
-        self._read_at = float("-inf")
 
     async def run(self) -> None:
         """Consume the webhooks queue until cancelled."""
@@ -93,12 +88,12 @@ class WebhookDispatcher:
         await message.ack()
 
     async def _subscribers(self, event_type: str) -> list[Webhook]:
-        if time.monotonic() - self._read_at > CACHE_S:
-            async with self.db() as db:
-                found = await db.exec(select(Webhook).where(col(Webhook.active)))
-                self._hooks = list(found.all())
-            self._read_at = time.monotonic()
-        return [hook for hook in self._hooks if subscribed(hook, event_type)]
+        # Read for every event: a webhook gets every event stored after it
+        # was created, with no cache to go stale in between.
+        async with self.db() as db:
+            found = await db.exec(select(Webhook).where(col(Webhook.active)))
+            hooks = found.all()
+        return [hook for hook in hooks if subscribed(hook, event_type)]
 
     async def _start(self, hook: Webhook, event: DomainEvent) -> None:
         assert hook.id is not None
