@@ -32,6 +32,14 @@ ROUTES: Mapping[str, Route] = {
         _opaque("DiagnosticsStatusNotification")
     ),
     "FirmwareStatusNotification": EventRoute(_opaque("FirmwareStatusNotification")),
+    # The 1.6 security whitepaper's notifications.
+    "SecurityEventNotification": EventRoute(_opaque("SecurityEventNotification")),
+    "LogStatusNotification": EventRoute(_opaque("LogStatusNotification")),
+    "SignedFirmwareStatusNotification": EventRoute(
+        _opaque("SignedFirmwareStatusNotification")
+    ),
+    # Needs a certificate authority the CSMS does not have yet: NotImplemented.
+    "SignCertificate": DecisionRoute(_opaque("SignCertificate"), translate.ocpp_reply),
     "BootNotification": DecisionRoute(translate.boot_request, translate.boot_response),
     "Authorize": DecisionRoute(
         translate.authorize_request, translate.authorize_response

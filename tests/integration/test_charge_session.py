@@ -19,9 +19,11 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 import websockets
+from ocpp import exceptions as ocpp_errors
+from ocpp.v16 import call as call16
 from temporalio.client import WorkflowExecutionStatus
 
-from tests.integration.charger import Booted, Charger, connected
+from tests.integration.charger import Booted, Charger, connected, iso
 from tests.integration.charger201 import TestCharger201
 from tests.integration.stack import Stack
 from workflows.types import CHARGER_ID, ID_TOKEN, SESSION_STATE
@@ -496,3 +498,31 @@ async def test_both_versions_on_one_gateway(stack: Stack, api_token: str) -> Non
 
     listed_ids = await eventually(both_listed)
     assert listed_ids == {session["workflow_id"] for session in sessions.values()}
+
+
+async def test_security_events_of_a_16_charger_are_stored(
+    stack: Stack, charger_id: str
+) -> None:
+    """1.6 security whitepaper: SecurityEventNotification kept, SignCertificate
+    refused as not implemented (the CSMS has no certificate authority yet)."""
+    at = datetime.now(UTC).replace(microsecond=0)
+    async with connected(stack.charger_url(charger_id), charger_id, "1.6") as cp:
+        await cp.call(
+            call16.SecurityEventNotification(
+                type="FirmwareUpdated", timestamp=iso(at), tech_info="v2.1"
+            ),
+            suppress=False,
+        )
+        with pytest.raises(ocpp_errors.NotImplementedError):
+            await cp.call(call16.SignCertificate(csr="-----BEGIN"), suppress=False)
+
+    async def stored() -> Any:
+        return await stack.sql(
+            "SELECT event_type, tech_info FROM security_event WHERE charger_id = $1",
+            charger_id,
+        )
+
+    rows = await eventually(stored)
+    assert [dict(row) for row in rows] == [
+        {"event_type": "FirmwareUpdated", "tech_info": "v2.1"}
+    ]
