@@ -2,7 +2,8 @@
 
 Processes: ``up`` (everything, for development), ``gateway``, ``worker``,
 ``api``. Administration: ``migrate``, ``operator``, ``demo seed``,
-``temporal-setup``. Every process reads its configuration from ``MOOVOLT_*``
+``temporal-setup``. Load: ``simulate`` (simulated chargers), ``bench`` (the
+benchmarks). Every process reads its configuration from ``MOOVOLT_*``
 environment variables.
 """
 
@@ -10,10 +11,13 @@ import argparse
 import asyncio
 import importlib
 import logging
+import math
 import signal
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, cast
+
+from pydantic import ValidationError
 
 from moovolt.auth import Role
 from moovolt.logs import setup_logging
@@ -42,6 +46,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_false",
         help="do not seed the demo network into an empty database",
     )
+    for process in ("gateways", "workers"):
+        up.add_argument(
+            f"--{process}",
+            type=_positive,
+            default=1,
+            metavar="N",
+            help=f"how many {process} to run (default 1)",
+        )
 
     commands.add_parser("gateway", help="run an SPR gateway (OCPP WebSocket server)")
     commands.add_parser("worker", help="run the SG worker (ingress and workflows)")
@@ -79,6 +91,20 @@ def build_parser() -> argparse.ArgumentParser:
     demo_commands.add_parser(
         "seed", help="add the demo chargers, tokens, tariff and admin"
     )
+
+    from moovolt.bench import command as bench
+    from moovolt.sim import command as sim
+
+    sim.add_arguments(
+        commands.add_parser(
+            "simulate", help="run simulated chargers against a gateway on this machine"
+        )
+    )
+    bench.add_arguments(
+        commands.add_parser(
+            "bench", help="run the benchmarks, each beside its baseline, as a table"
+        )
+    )
     return parser
 
 
@@ -87,12 +113,28 @@ def _load_runner(module: str, name: str) -> Runner:
     return cast(Runner, getattr(importlib.import_module(module), name))
 
 
-async def _until_signal(main: Coroutine[Any, Any, None]) -> int:
-    """Run ``main`` until it returns or SIGINT/SIGTERM cancels it."""
+async def _until_signal(main: Coroutine[Any, Any, None], grace_s: float) -> int:
+    """Run ``main`` until it returns or SIGINT/SIGTERM cancels it.
+
+    A cancelled process drains first, for at most ``grace_s``; a second signal
+    cancels the drain too.
+    """
     loop = asyncio.get_running_loop()
     task = asyncio.ensure_future(main)
+
+    def stop(signum: signal.Signals) -> None:
+        if task.cancelling():
+            logger.warning("%s again: stopping without waiting", signum.name)
+        else:
+            logger.info(
+                "%s: stopping after what is in flight (at most %.0f s)",
+                signum.name,
+                grace_s,
+            )
+        task.cancel()
+
     for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, task.cancel)
+        loop.add_signal_handler(signum, stop, signum)
     try:
         await task
     except asyncio.CancelledError:
@@ -103,7 +145,7 @@ async def _until_signal(main: Coroutine[Any, Any, None]) -> int:
 def _serve(role: str, module: str, name: str, settings: Settings) -> int:
     setup_logging(settings.log_level, role)
     run = _load_runner(module, name)
-    return asyncio.run(_until_signal(run(settings)))
+    return asyncio.run(_until_signal(run(settings), settings.shutdown_grace_s))
 
 
 def _api(settings: Settings) -> int:
@@ -118,10 +160,21 @@ def _api(settings: Settings) -> int:
         port=settings.api_port,
         log_config=None,
         proxy_headers=True,
+        timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_s),
     )
-    # uvicorn handles SIGINT/SIGTERM itself and drains open requests.
+    # uvicorn handles SIGINT/SIGTERM itself: it stops accepting and lets the
+    # requests in flight finish, at most MOOVOLT_SHUTDOWN_GRACE_S. Then it
+    # raises the signal again for the handler it found, this one: a stop on
+    # purpose exits 0, as the gateway and the worker do.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _exit_stopped)
     uvicorn.Server(config).run()
     return 0
+
+
+def _exit_stopped(signum: int, frame: object) -> None:
+    logger.info("stopped")
+    raise SystemExit(0)
 
 
 async def _migrate(settings: Settings) -> None:
@@ -198,13 +251,22 @@ async def _temporal_setup(settings: Settings) -> None:
     print(f"search attributes added: {', '.join(added) or 'none (all present)'}")
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 64:
+        raise argparse.ArgumentTypeError("expected a number from 1 to 64")
+    return value
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Run the parsed command and return the process's exit status."""
     match args.command:
         case "up":
             from moovolt.up import run_up
 
-            return run_up(settings, demo=args.demo)
+            return run_up(
+                settings, demo=args.demo, gateways=args.gateways, workers=args.workers
+            )
         case "gateway":
             return _serve("gateway", "spr_gateway.app", "run_gateway", settings)
         case "worker":
@@ -222,13 +284,33 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             return _operator(args, settings)
         case "demo":
             return _demo_seed(settings)
+        case "simulate":
+            from moovolt.sim.command import run as simulate
+
+            return simulate(args, settings)
+        case "bench":
+            from moovolt.bench.command import run as bench
+
+            return bench(args, settings)
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Entry point of the ``moovolt`` command."""
+    """Entry point of the ``moovolt`` command.
+
+    Settings that do not validate, such as development secrets outside
+    development, stop it before anything starts, with status 2.
+    """
     args = build_parser().parse_args(argv)
-    sys.exit(run(args, get_settings()))
+    try:
+        settings = get_settings()
+    except ValidationError as exc:
+        # Not str(exc): it shows the input, secrets included.
+        for error in exc.errors():
+            where = ".".join(str(part) for part in error["loc"]) or "settings"
+            print(f"moovolt: {where}: {error['msg']}", file=sys.stderr)
+        sys.exit(2)
+    sys.exit(run(args, settings))
 
 
 if __name__ == "__main__":

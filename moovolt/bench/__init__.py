@@ -1,0 +1,1 @@
+"""The standard benchmarks of ``moovolt bench``, each beside its baseline."""
