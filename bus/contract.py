@@ -62,7 +62,13 @@ class Topology:
     @property
     def durable_queues(self) -> tuple[str, ...]:
         """Every queue that outlives its consumers, dead letters first."""
-        return (self.dead_letters, self.decisions, self.events, self.results)
+        return (
+            self.dead_letters,
+            self.decisions,
+            self.events,
+            self.results,
+            self.webhooks,
+        )
 
     def gateway_commands(self, gateway_id: str) -> str:
         return f"{self.prefix}.gateway.{gateway_id}.commands"
