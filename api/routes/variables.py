@@ -11,7 +11,7 @@ stored value here.
 import logging
 import secrets
 from collections.abc import Sequence
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body
 from pydantic import TypeAdapter
@@ -20,6 +20,7 @@ from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.charger_commands import (
+    ItemT,
     charger_speaking,
     parse_answer,
     require_answer,
@@ -56,8 +57,10 @@ from api.models import (
 )
 from api.paging import fetch_page
 from api.problems import documented
+from api.temporal_link import TemporalLink
 from bus.contract import CommandOutcome, OcppCall, OcppVersion, utcnow
-from store.models import DeviceVariable
+from moovolt.settings import Settings
+from store.models import DeviceVariable, Operator
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +74,34 @@ MAX_ITEMS = 100
 CHANGED = frozenset({"Accepted", "RebootRequired"})
 # component, instance, evse, connector, variable, instance, attribute type
 AttributeKey = tuple[str, str, int, int, str, str, str]
+
+
+async def _variables_call(
+    db: AsyncSession,
+    temporal: TemporalLink,
+    settings: Settings,
+    operator: Operator,
+    charger_id: str,
+    verb: Literal["Get", "Set"],
+    items: Sequence[VariableGet | VariableSet],
+    result_model: type[ItemT],
+) -> tuple[str, list[ItemT]]:
+    """Send a 2.0.1 Get/SetVariables; return its workflow id and the results."""
+    await charger_speaking(db, charger_id, OcppVersion.V201)
+    call = OcppCall(
+        action=f"{verb}Variables", payload={f"{verb.lower()}VariableData": _ocpp(items)}
+    )
+    workflow_id, result = await run_command(
+        temporal, settings, operator, charger_id, call
+    )
+    require_answer(result, workflow_id=workflow_id)
+    results = parse_answer(
+        TypeAdapter(list[result_model]),  # type: ignore[valid-type]
+        result,
+        f"{verb.lower()}VariableResult",
+        workflow_id=workflow_id,
+    )
+    return workflow_id, results
 
 
 def _ocpp(items: Sequence[VariableGet | VariableSet]) -> list[dict[str, Any]]:
@@ -192,18 +223,8 @@ async def get_variables(
 
     Answers with the charger's result for each attribute, as it gave them.
     """
-    await charger_speaking(db, charger_id, OcppVersion.V201)
-    call = OcppCall(action="GetVariables", payload={"getVariableData": _ocpp(body)})
-    workflow_id, result = await run_command(
-        temporal, settings, operator, charger_id, call
-    )
-    require_answer(result, workflow_id=workflow_id)
-
-    results = parse_answer(
-        TypeAdapter(list[VariableGetResult]),
-        result,
-        "getVariableResult",
-        workflow_id=workflow_id,
+    workflow_id, results = await _variables_call(
+        db, temporal, settings, operator, charger_id, "Get", body, VariableGetResult
     )
     return VariablesGetPublic(workflow_id=workflow_id, results=results)
 
@@ -226,18 +247,8 @@ async def set_variables(
     Answers with the charger's result for each attribute. The stored device
     model takes the values the charger accepted.
     """
-    await charger_speaking(db, charger_id, OcppVersion.V201)
-    call = OcppCall(action="SetVariables", payload={"setVariableData": _ocpp(body)})
-    workflow_id, result = await run_command(
-        temporal, settings, operator, charger_id, call
-    )
-    require_answer(result, workflow_id=workflow_id)
-
-    results = parse_answer(
-        TypeAdapter(list[VariableSetResult]),
-        result,
-        "setVariableResult",
-        workflow_id=workflow_id,
+    workflow_id, results = await _variables_call(
+        db, temporal, settings, operator, charger_id, "Set", body, VariableSetResult
     )
     stored = await _store_accepted(db, charger_id, body, results)
     return VariablesSetPublic(workflow_id=workflow_id, results=results, stored=stored)
